@@ -1,0 +1,33 @@
+# `make test` and `make demo` work on a fresh machine: they create .venv when it is
+# missing (or when the requirements changed) and install the project into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Keep Keras' and matplotlib's caches inside the checkout, not in the home folder.
+export KERAS_HOME := $(CURDIR)/.cache/keras
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: venv test test-tensorflow test-jax clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-test.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+# The whole suite on TensorFlow, then the backend-agnostic tests again on JAX.
+test: test-tensorflow test-jax
+
+test-tensorflow: $(STAMP)
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
+
+test-jax: $(STAMP)
+	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m agnostic
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

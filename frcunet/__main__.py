@@ -1,0 +1,5 @@
+import sys
+
+from frcunet.cli import main
+
+sys.exit(main())

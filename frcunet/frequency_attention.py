@@ -1,0 +1,200 @@
+"""Laplacian pyramid and frequency re-calibration: the FRCU-Net bottleneck block.
+
+Both layers use `keras.ops` only, so they run on every Keras backend, and both
+are registered for serialisation, so a saved `.keras` model loads with plain
+`keras.saving.load_model` once `frcunet` is imported.
+"""
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+PYRAMID_MODES = ("reference", "multiscale")
+
+
+def reference_sigmas(levels=4, base=1.6):
+    """sigma_i = base * 2**(i / 3) for i = 1..levels, as in the released code."""
+    return tuple(base * 2.0 ** (i / 3.0) for i in range(1, levels + 1))
+
+
+def gaussian_kernel_1d(size, sigma):
+    """Normalised 1-D Gaussian of odd `size`, centred."""
+    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    return weights / weights.sum()
+
+
+def gaussian_kernel_2d(size, sigma):
+    """Separable 2-D Gaussian: outer product of the normalised 1-D kernel."""
+    row = gaussian_kernel_1d(size, sigma)
+    return np.outer(row, row)
+
+
+def _repeat_edges(x, count, axis):
+    first = ops.take(x, [0] * count, axis=axis)
+    last = ops.take(x, [x.shape[axis] - 1] * count, axis=axis)
+    return ops.concatenate([first, x, last], axis=axis)
+
+
+def _depthwise_blur(x, kernel_2d, padding_mode):
+    """Blur every channel of NHWC `x` with the same 2-D kernel.
+
+    padding_mode "zeros" is what the reference's `padding="same"` conv did;
+    "edge" repeats the border pixels, so a constant map stays constant and
+    maps smaller than the kernel (1x1 at the pyramid's top) still work.
+    """
+    channels = x.shape[-1]
+    kernel = np.repeat(kernel_2d[:, :, None, None], channels, axis=2)
+    kernel = ops.convert_to_tensor(kernel, dtype=x.dtype)
+    if padding_mode == "zeros":
+        return ops.depthwise_conv(x, kernel, strides=1, padding="same")
+    half = kernel_2d.shape[0] // 2
+    x = _repeat_edges(x, half, axis=1)
+    x = _repeat_edges(x, half, axis=2)
+    return ops.depthwise_conv(x, kernel, strides=1, padding="valid")
+
+
+@keras.saving.register_keras_serializable(package="frcunet")
+class LaplacianPyramid(layers.Layer):
+    """Splits a feature map into Laplacian frequency bands, all at its resolution.
+
+    `mode="reference"` is what the released FRCU-Net code computed: four fixed
+    Gaussian blurs G1..G4 of x at full resolution (sizes `kernel_sizes`, sigmas
+    `sigmas`), and bands L0 = x, Li = G(i-1) - Gi with G0 = x. The detail bands
+    telescope: L1 + ... + L4 = x - G4.
+
+    `mode="multiscale"` is the pyramid the paper's figure draws: at each level
+    the map is blurred (a 5-tap Gaussian, sigma 1) and halved; the level's band
+    is the map minus its blurred-and-halved copy brought back up; every band is
+    then resized (bilinear) to the input's resolution. L0 = x again.
+
+    The Gaussian kernels are constants, not weights: nothing here is trained.
+
+    Args:
+        mode: "reference" or "multiscale".
+        kernel_sizes: odd kernel size of each of the reference mode's blurs.
+        sigmas: Gaussian sigma of each blur; default 1.6 * 2**(i/3), i = 1..4.
+
+    Returns:
+        A list of `1 + len(kernel_sizes)` tensors shaped like the input.
+
+    Example:
+    >>> bands = LaplacianPyramid()(keras.random.normal((2, 16, 16, 8)))
+    >>> len(bands), tuple(bands[0].shape)
+    (5, (2, 16, 16, 8))
+    """
+
+    def __init__(self, mode="reference", kernel_sizes=(3, 5, 7, 9), sigmas=None, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in PYRAMID_MODES:
+            raise ValueError(f"pyramid mode must be one of {PYRAMID_MODES}, got {mode!r}")
+        kernel_sizes = tuple(int(k) for k in kernel_sizes)
+        if any(k < 1 or k % 2 == 0 for k in kernel_sizes):
+            raise ValueError(f"Gaussian kernel sizes must be odd and positive, got {kernel_sizes}")
+        sigmas = reference_sigmas(len(kernel_sizes)) if sigmas is None else tuple(float(s) for s in sigmas)
+        if len(sigmas) != len(kernel_sizes):
+            raise ValueError("give one sigma per Gaussian kernel size")
+        self.mode = mode
+        self.kernel_sizes = kernel_sizes
+        self.sigmas = sigmas
+        self.kernels = [gaussian_kernel_2d(k, s) for k, s in zip(kernel_sizes, sigmas)]
+        self.level_kernel = gaussian_kernel_2d(5, 1.0)
+
+    @property
+    def num_bands(self):
+        return 1 + len(self.kernel_sizes)
+
+    def call(self, x):
+        if self.mode == "reference":
+            return self._reference_bands(x)
+        return self._multiscale_bands(x)
+
+    def _reference_bands(self, x):
+        gaussians = [x] + [_depthwise_blur(x, k, "zeros") for k in self.kernels]
+        return [x] + [gaussians[i - 1] - gaussians[i] for i in range(1, len(gaussians))]
+
+    def _multiscale_bands(self, x):
+        height, width = x.shape[1], x.shape[2]
+        bands = [x]
+        current = x
+        for _ in self.kernel_sizes:
+            level_height, level_width = current.shape[1], current.shape[2]
+            smaller = _depthwise_blur(current, self.level_kernel, "edge")[:, ::2, ::2, :]
+            back_up = ops.image.resize(smaller, (level_height, level_width), interpolation="bilinear")
+            detail = current - ops.cast(back_up, current.dtype)
+            if (level_height, level_width) != (height, width):
+                detail = ops.cast(ops.image.resize(detail, (height, width), interpolation="bilinear"), x.dtype)
+            bands.append(detail)
+            current = smaller
+        return bands
+
+    def compute_output_shape(self, input_shape):
+        return [tuple(input_shape)] * self.num_bands
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"mode": self.mode, "kernel_sizes": list(self.kernel_sizes), "sigmas": list(self.sigmas)})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="frcunet")
+class FrequencyRecalibration(layers.Layer):
+    """Re-weights frequency bands channel-wise and fuses them into one map.
+
+    One squeeze-excitation MLP (global average pool -> Dense(C) ReLU ->
+    Dense(squeeze_units) ReLU -> Dense(C) sigmoid, bias-free, he_normal) is
+    shared by all bands; each band is multiplied by its own gate. The gated
+    bands are concatenated and projected by a bias-free 1x1 conv with ReLU,
+    which equals the reference's Conv3D over a stacked band axis.
+
+    Args:
+        filters: channels of the fused output.
+        squeeze_units: width of the MLP's bottleneck (32 in the paper).
+
+    Example:
+    >>> bands = LaplacianPyramid()(keras.random.normal((2, 16, 16, 64)))
+    >>> tuple(FrequencyRecalibration(64, 8)(bands).shape)
+    (2, 16, 16, 64)
+    """
+
+    def __init__(self, filters, squeeze_units=32, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = int(filters)
+        self.squeeze_units = int(squeeze_units)
+
+    def build(self, bands_shape):
+        channels = bands_shape[0][-1]
+        dense = dict(use_bias=False, kernel_initializer="he_normal", dtype=self.dtype_policy)
+        self.excite_in = layers.Dense(channels, activation="relu", name="excite_in", **dense)
+        self.squeeze = layers.Dense(self.squeeze_units, activation="relu", name="squeeze", **dense)
+        self.excite_out = layers.Dense(channels, activation="sigmoid", name="excite_out", **dense)
+        self.fuse = layers.Conv2D(
+            self.filters, 1, use_bias=False, activation="relu", kernel_initializer="he_normal",
+            name="fuse", dtype=self.dtype_policy,
+        )
+        self.excite_in.build((None, channels))
+        self.squeeze.build((None, channels))
+        self.excite_out.build((None, self.squeeze_units))
+        self.fuse.build(tuple(bands_shape[0][:-1]) + (channels * len(bands_shape),))
+
+    def gates(self, bands):
+        """The sigmoid gate of each band, a list of (batch, channels) tensors in (0, 1)."""
+        return [self.excite_out(self.squeeze(self.excite_in(ops.mean(b, axis=(1, 2))))) for b in bands]
+
+    def call(self, bands):
+        gated = [b * g[:, None, None, :] for b, g in zip(bands, self.gates(bands))]
+        return self.fuse(ops.concatenate(gated, axis=-1))
+
+    def compute_output_shape(self, bands_shape):
+        return tuple(bands_shape[0][:-1]) + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "squeeze_units": self.squeeze_units})
+        return config
+
+
+def band_names(num_bands):
+    """Display names of the bands: L0 (the map itself), L1, ..."""
+    return [f"L{i}" for i in range(num_bands)]
+

@@ -1,0 +1,195 @@
+"""Model registry: `build_model(name, input_shape, **overrides)`.
+
+Every model takes raw RGB images (any range, 0..255 expected) and returns a
+sigmoid lesion probability map of shape (H, W, 1); H and W must be divisible
+by 16. Names: frcunet, frcunet-lite, unet, attention-unet.
+"""
+
+import keras
+from keras import layers
+
+from frcunet.backbones import aligned_xception, scaled
+from frcunet.errors import UserError
+from frcunet.frequency_attention import PYRAMID_MODES, FrequencyRecalibration, LaplacianPyramid
+from frcunet.preprocessing import MinMaxNormalization
+
+SIZE_MULTIPLE = 16
+
+
+class InputShapeError(UserError, ValueError):
+    """An input shape that the models cannot take."""
+
+
+def check_input_shape(input_shape):
+    """Returns (H, W, C) or raises InputShapeError saying what would work."""
+    if len(input_shape) != 3:
+        raise InputShapeError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}")
+    height, width, channels = input_shape
+    if channels != 3:
+        raise InputShapeError(f"the models take RGB images (3 channels), got {channels}")
+    for side, value in (("height", height), ("width", width)):
+        if value is None or value < SIZE_MULTIPLE or value % SIZE_MULTIPLE:
+            lower = max(SIZE_MULTIPLE, (value or 0) // SIZE_MULTIPLE * SIZE_MULTIPLE)
+            raise InputShapeError(
+                f"image {side} {value} is not a multiple of {SIZE_MULTIPLE}; "
+                f"resize to e.g. {lower} or {lower + SIZE_MULTIPLE}"
+            )
+    return int(height), int(width), int(channels)
+
+
+def _conv(x, filters, kernel_size, name, activation="relu"):
+    """The decoder's conv: bias, he_normal, same padding, no BN (as released)."""
+    return layers.Conv2D(
+        filters, kernel_size, padding="same", activation=activation, kernel_initializer="he_normal", name=name
+    )(x)
+
+
+def _up_and_merge(x, skip, filters, name, merge_convs=2):
+    """Nearest x2 upsampling, a 2x2 conv, concat with the skip, 3x3 convs."""
+    x = layers.UpSampling2D(2, name=f"{name}_up")(x)
+    x = _conv(x, filters, 2, f"{name}_upconv")
+    x = layers.Concatenate(name=f"{name}_concat")([x, skip])
+    for i in range(merge_convs):
+        x = _conv(x, filters, 3, f"{name}_conv{i + 1}")
+    return x
+
+
+def _probability_head(x):
+    # float32 so that mixed-precision training still yields exact probabilities.
+    x = layers.Conv2D(1, 1, name="head_logits")(x)
+    return layers.Activation("sigmoid", dtype="float32", name="probability")(x)
+
+
+def build_frcunet(
+    input_shape=(256, 256, 3),
+    width=1.0,
+    middle_units=16,
+    pyramid="reference",
+    frequency_block=True,
+    dropout=0.1,
+    squeeze_units=32,
+    name="frcunet",
+):
+    """FRCU-Net as released: aligned Xception-65 encoder, frequency block, U-Net decoder.
+
+    Args:
+        width: multiplier on every channel count (1.0 = the paper's network).
+        middle_units: Xception middle-flow units (16 in the paper).
+        pyramid: "reference" (same-resolution bands) or "multiscale".
+        frequency_block: False removes the pyramid and gate (for ablations).
+        dropout: after the bottleneck block (0.1 in the paper).
+        squeeze_units: width of the gate's MLP bottleneck (32 in the paper).
+    """
+    check_input_shape(input_shape)
+    if pyramid not in PYRAMID_MODES:
+        raise ValueError(f"pyramid must be one of {PYRAMID_MODES}, got {pyramid!r}")
+    w = lambda f: scaled(f, width)  # noqa: E731
+
+    images = keras.Input(input_shape, name="images")
+    features = aligned_xception(MinMaxNormalization(name="normalize")(images), width, middle_units)
+
+    x = features.deep
+    for filters, conv_name in ((1024, "reduce_1"), (512, "reduce_2")):
+        x = layers.Conv2D(w(filters), 3, padding="same", use_bias=False, activation="relu", name=conv_name)(x)
+    x = layers.Conv2D(w(256), 3, padding="same", use_bias=False, name="reduce_3")(x)
+    x = layers.BatchNormalization(epsilon=1e-5, name="reduce_BN")(x)
+    x = layers.Activation("relu", name="reduce_relu")(x)
+
+    if frequency_block:
+        bands = LaplacianPyramid(mode=pyramid, name="laplacian_pyramid")(x)
+        x = FrequencyRecalibration(w(256), squeeze_units=scaled(squeeze_units, width), name="frequency_recalibration")(
+            bands
+        )
+    x = _conv(x, w(256), 3, "bottleneck_conv1")
+    x = _conv(x, w(256), 3, "bottleneck_conv2")
+    x = layers.BatchNormalization(name="bottleneck_BN")(x)
+    x = layers.Activation("relu", name="bottleneck_relu")(x)
+    x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
+
+    x = _up_and_merge(x, features.skip_eighth, w(256), "decoder_1_8")
+    x = _up_and_merge(x, features.skip_quarter, w(256), "decoder_1_4")
+    x = _up_and_merge(x, features.skip_half, w(128), "decoder_1_2", merge_convs=1)
+    x = layers.UpSampling2D(2, name="decoder_full_up")(x)
+    x = _conv(x, w(128), 3, "decoder_full_conv")
+    x = _conv(x, w(64), 3, "head_conv1")
+    x = _conv(x, w(64), 3, "head_conv2")
+    x = _conv(x, 2, 3, "head_conv3")
+    return keras.Model(images, _probability_head(x), name=name)
+
+
+def build_frcunet_lite(input_shape=(256, 256, 3), width=0.25, middle_units=2, **overrides):
+    """FRCU-Net's topology at a width and depth a 2-core CPU can train."""
+    overrides.setdefault("name", "frcunet_lite")
+    return build_frcunet(input_shape, width=width, middle_units=middle_units, **overrides)
+
+
+def _conv_bn_relu(x, filters, name):
+    for i in (1, 2):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                          name=f"{name}_conv{i}")(x)
+        x = layers.BatchNormalization(name=f"{name}_BN{i}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+    return x
+
+
+def _attention_gate(skip, gating, filters, name):
+    """Oktay et al.'s additive attention: the coarser map decides which skip pixels pass."""
+    theta = layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_theta")(skip)
+    phi = layers.Conv2D(filters, 1, name=f"{name}_phi")(gating)
+    phi = layers.UpSampling2D(2, interpolation="bilinear", name=f"{name}_phi_up")(phi)
+    joint = layers.Activation("relu", name=f"{name}_relu")(layers.Add(name=f"{name}_add")([theta, phi]))
+    alpha = layers.Conv2D(1, 1, activation="sigmoid", name=f"{name}_alpha")(joint)
+    return layers.Multiply(name=f"{name}_gated")([skip, alpha])
+
+
+def _build_unet_family(input_shape, base_filters, depth, attention, name):
+    check_input_shape(input_shape)
+    if not 1 <= depth <= 4:
+        raise ValueError(f"depth must be 1..4 (inputs are multiples of 16), got {depth}")
+    images = keras.Input(input_shape, name="images")
+    x = MinMaxNormalization(name="normalize")(images)
+    skips = []
+    for level in range(depth):
+        x = _conv_bn_relu(x, base_filters * 2**level, f"encoder_{level}")
+        skips.append(x)
+        x = layers.MaxPooling2D(2, name=f"encoder_{level}_pool")(x)
+    x = _conv_bn_relu(x, base_filters * 2**depth, "bridge")
+    for level in reversed(range(depth)):
+        filters = base_filters * 2**level
+        skip = skips[level]
+        if attention:
+            skip = _attention_gate(skip, x, max(1, filters // 2), f"attention_{level}")
+        x = layers.Conv2DTranspose(filters, 2, strides=2, name=f"decoder_{level}_up")(x)
+        x = layers.Concatenate(name=f"decoder_{level}_concat")([x, skip])
+        x = _conv_bn_relu(x, filters, f"decoder_{level}")
+    return keras.Model(images, _probability_head(x), name=name)
+
+
+def build_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, name="unet"):
+    """Ronneberger's U-Net with batch norm; base_filters=64, depth=4 is the classic size."""
+    return _build_unet_family(input_shape, base_filters, depth, attention=False, name=name)
+
+
+def build_attention_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, name="attention_unet"):
+    """U-Net whose skips pass through Oktay et al.'s additive attention gates."""
+    return _build_unet_family(input_shape, base_filters, depth, attention=True, name=name)
+
+
+MODELS = {
+    "frcunet": build_frcunet,
+    "frcunet-lite": build_frcunet_lite,
+    "unet": build_unet,
+    "attention-unet": build_attention_unet,
+}
+
+
+def build_model(name, input_shape=(256, 256, 3), **overrides):
+    """Builds a registry model by name; `overrides` go to its builder.
+
+    >>> model = build_model("frcunet-lite", (64, 64, 3))
+    >>> tuple(model.output_shape)
+    (None, 64, 64, 1)
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](tuple(input_shape), **overrides)
