@@ -47,10 +47,73 @@ def _run_build(args):
         print(f"saved {args.out}")
 
 
+def _add_prepare(subparsers):
+    from frcunet.data.imaging import DEFAULT_MAX_PIXELS
+    from frcunet.data.sources import SOURCES
+
+    parser = subparsers.add_parser(
+        "prepare", help="turn a downloaded dataset into a prepared split folder",
+        description="Decode, resize and split a dataset as downloaded into data_{train,val,test}.npy, "
+        "mask_{train,val,test}.npy and manifest.json. Default split: the paper's protocol.",
+    )
+    parser.add_argument("dataset", choices=list(SOURCES), help="layout of --data-dir")
+    parser.add_argument("--data-dir", help="the extracted download (default: dataset_isic18/, dataset_isic17/, "
+                        "dataset_ph2/); for 'folder' the images folder")
+    parser.add_argument("--masks-dir", help="'folder' only: the masks folder")
+    parser.add_argument("--mask-suffix", default="", help="'folder' only: mask name = image stem + this suffix")
+    parser.add_argument("--out", help="prepared folder to write (default: data/<dataset>)")
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256))
+    parser.add_argument("--split", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"),
+                        help="fractions of a seeded random split instead of the paper protocol")
+    parser.add_argument("--seed", type=int, default=0, help="shuffle seed (ratio split, PH2 paper split)")
+    parser.add_argument("--split-file", metavar="MANIFEST", help="reuse the split of an earlier manifest.json")
+    parser.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
+    parser.add_argument("--skip-unpaired", action="store_true", help="drop images without mask and vice versa")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_prepare)
+
+
+def _run_prepare(args):
+    from frcunet.data.prepare import prepare_dataset, summary
+
+    manifest, out_dir = prepare_dataset(
+        args.dataset, args.data_dir, args.out, tuple(args.size), args.split, args.seed, args.split_file,
+        args.workers, args.skip_unpaired, args.max_pixels, args.masks_dir, args.mask_suffix,
+        progress=not args.quiet,
+    )
+    print(summary(manifest, out_dir))
+
+
+def _add_synth(subparsers):
+    parser = subparsers.add_parser(
+        "synth", help="write a synthetic dataset in the ISIC 2018 layout",
+        description="Write N synthetic dermoscopy images with exact masks, laid out as the ISIC 2018 Task 1 "
+        "download, for demos and tests. The same seed writes the same files.",
+    )
+    parser.add_argument("--out", required=True, help="folder to create (replaced if it exists)")
+    parser.add_argument("--n", type=int, default=200, help="number of pairs (default 200)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(192, 256))
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run=_run_synth)
+
+
+def _run_synth(args):
+    from frcunet.data.synthetic import write_synthetic_isic
+
+    if args.n < 1 or min(args.size) < 16:
+        raise UserError("--n must be at least 1 and --size at least 16 16")
+    write_synthetic_isic(args.out, args.n, args.seed, tuple(args.size), progress=not args.quiet)
+    print(f"wrote {args.n} synthetic pairs to {args.out}")
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="frcunet", description="FRCU-Net skin lesion segmentation.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(subparsers)
+    _add_prepare(subparsers)
+    _add_synth(subparsers)
     return parser
 
 

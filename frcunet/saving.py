@@ -1,6 +1,7 @@
 """Atomic writes: a file appears complete under its name, or not at all."""
 
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,3 +42,31 @@ def save_weights_atomic(model, path):
     """`model.save_weights` to a `.weights.h5` path, atomically."""
     with atomic_path(path) as temporary:
         model.save_weights(temporary)
+
+
+@contextmanager
+def atomic_folder(path):
+    """Yields a hidden staging folder beside `path`; on success it replaces `path` by renames.
+
+    Staging folders of earlier, killed runs are removed first. On any exception
+    the staging folder is removed and `path` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = path.parent / f".{path.name}.partial-{os.getpid()}"
+    staging.mkdir()
+    try:
+        yield staging
+        if path.exists():
+            # The old folder goes only once the new one is in place.
+            retired = path.parent / f".{path.name}.old-{os.getpid()}"
+            os.replace(path, retired)
+            os.replace(staging, path)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

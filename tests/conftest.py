@@ -38,3 +38,16 @@ def _float32_policy():
 
     yield
     keras.config.set_dtype_policy("float32")
+
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """../shared/data: required in CI, skipped only when absent outside CI."""
+    if not (SHARED_DATA / "ISIC2018").is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{SHARED_DATA} is missing; CI must run the real-data tests")
+        pytest.skip(f"{SHARED_DATA} not present")
+    return SHARED_DATA

@@ -1,0 +1,185 @@
+"""Prepared split folder: decode pairs in parallel, stream them into .npy files, publish atomically.
+
+The folder holds `data_{split}.npy` (N, H, W, 3) uint8, `mask_{split}.npy`
+(N, H, W) uint8 0/1 and `manifest.json`. It is built under a hidden staging
+name beside the target and renamed into place at the end, so a killed run
+leaves no half-written folder under the real name.
+"""
+
+import hashlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from contextlib import closing
+from datetime import datetime, timezone
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from frcunet.data.imaging import DEFAULT_MAX_PIXELS, read_pair
+from frcunet.data.splits import SPLITS
+from frcunet.errors import UserError
+from frcunet.saving import atomic_folder
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+def _check_target(out_dir):
+    if out_dir.exists() and not (out_dir / MANIFEST).is_file() and any(out_dir.iterdir()):
+        raise UserError(f"{out_dir} exists and is not a prepared folder; choose an empty or new --out")
+
+
+def _decode(size, max_pixels, pair):
+    return read_pair(pair.image, pair.mask, size, max_pixels)
+
+
+def _decoded_pairs(pairs, size, workers, max_pixels):
+    """Decoded pairs in input order; worker processes when workers > 1."""
+    decode = partial(_decode, tuple(size), max_pixels)
+    if workers <= 1:
+        yield from map(decode, pairs)
+        return
+    # fork: the workers need only Pillow and numpy, already imported here; a
+    # spawned worker would import the whole stack again.
+    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    with context.Pool(workers) as pool:
+        yield from pool.imap(decode, pairs, chunksize=4)
+
+
+def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_pixels=DEFAULT_MAX_PIXELS,
+                         progress=True):
+    """Writes the prepared folder for {split: [Pair, ...]}; returns its manifest.
+
+    Args:
+        pairs_by_split: the pairs of train, val and test, in their stored order.
+        out_dir: the folder to create or replace.
+        size: (height, width) of the stored arrays.
+        info: extra manifest fields (dataset, source folder, split protocol).
+        workers: decoding processes (default: all cores).
+    """
+    out_dir = Path(out_dir)
+    _check_target(out_dir)
+    workers = workers or os.cpu_count() or 1
+    height, width = size
+    total = sum(len(p) for p in pairs_by_split.values())
+    start = time.perf_counter()
+    with atomic_folder(out_dir) as staging:
+        images = {s: _open_array(staging / f"data_{s}.npy", (len(pairs_by_split[s]), height, width, 3)) for s in SPLITS}
+        masks = {s: _open_array(staging / f"mask_{s}.npy", (len(pairs_by_split[s]), height, width)) for s in SPLITS}
+        order = [(s, i, p) for s in SPLITS for i, p in enumerate(pairs_by_split[s])]
+        entries = {s: [] for s in SPLITS}
+        decoded = _decoded_pairs([p for _, _, p in order], size, workers, max_pixels)
+        with closing(decoded), tqdm(total=total, desc="preparing", unit="pair", disable=not progress,
+                                    file=sys.stderr) as bar:
+            for (split, index, pair), result in zip(order, decoded):
+                images[split][index] = result.image
+                masks[split][index] = result.mask
+                entries[split].append({
+                    "id": pair.id, "image": str(pair.image.absolute()), "mask": str(pair.mask.absolute()),
+                    "original_size": list(result.original_size),
+                    "image_sha1": result.image_sha1, "mask_sha1": result.mask_sha1,
+                })
+                bar.update()
+        lesion_fraction = {s: float(masks[s].mean()) if len(masks[s]) else None for s in SPLITS}
+        for array in (*images.values(), *masks.values()):
+            array.flush()
+        del images, masks
+        manifest = {
+            "format": FORMAT_VERSION,
+            **info,
+            "size": [height, width],
+            "counts": {s: len(entries[s]) for s in SPLITS},
+            "lesion_fraction": lesion_fraction,
+            "splits": entries,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": sys.argv,
+            "versions": _versions(),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest
+
+
+def _open_array(path, shape):
+    # A zero-length memmap cannot be mapped; a plain empty .npy is the same file to readers.
+    if shape[0] == 0:
+        np.save(path, np.zeros(shape, np.uint8))
+        return np.load(path)
+    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+
+
+def _versions():
+    import PIL
+
+    from frcunet import __version__
+
+    return {"frcunet": __version__, "numpy": np.__version__, "pillow": PIL.__version__, "python": sys.version.split()[0]}
+
+
+def manifest_sha1(folder):
+    """Hash of a prepared folder's manifest: names its data exactly (ids, sources, their hashes, size)."""
+    return hashlib.sha1((Path(folder) / MANIFEST).read_bytes()).hexdigest()
+
+
+def summary(manifest, out_dir):
+    """The lines printed at the end of a preparation."""
+    lines = [f"prepared {sum(manifest['counts'].values())} pairs at {manifest['size'][0]}x{manifest['size'][1]} "
+             f"in {manifest['seconds']:.1f} s -> {out_dir}"]
+    for split in SPLITS:
+        fraction = manifest["lesion_fraction"][split]
+        shown = f"{fraction:.3f}" if fraction is not None else "-"
+        lines.append(f"  {split:5s} {manifest['counts'][split]:5d} pairs, lesion fraction {shown}")
+    return "\n".join(lines)
+
+
+def prepare_dataset(dataset, data_dir=None, out_dir=None, size=(256, 256), split=None, seed=0, split_file=None,
+                    workers=None, skip_unpaired=False, max_pixels=DEFAULT_MAX_PIXELS, masks_dir=None,
+                    mask_suffix="", progress=True):
+    """Lists a dataset's pairs, splits them and writes the prepared folder; returns (manifest, out_dir).
+
+    Args:
+        dataset: "isic2018", "isic2017", "ph2" or "folder".
+        data_dir: the download (for "folder": the images folder); default the dataset's folder.
+        out_dir: default `data/<dataset>`.
+        split: three fractions for a ratio split; None for the paper protocol.
+        seed: shuffle seed of the ratio protocol and of PH2's paper protocol.
+        split_file: an earlier manifest.json whose split is reused by id.
+        masks_dir, mask_suffix: the masks of a "folder" dataset and their name suffix.
+    """
+    from frcunet.data import sources, splits
+
+    if dataset not in sources.SOURCES:
+        raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(sources.SOURCES)}")
+    source = sources.SOURCES[dataset]
+    if dataset == "folder":
+        if not data_dir or not masks_dir:
+            raise UserError("the folder dataset needs --data-dir IMAGES_DIR and --masks-dir MASKS_DIR")
+        pairs = sources.folder_pairs(data_dir, masks_dir, mask_suffix, skip_unpaired)
+    else:
+        data_dir = data_dir or source.default_dir
+        pairs = {"isic2018": sources.isic2018_pairs, "isic2017": sources.isic2017_pairs,
+                 "ph2": sources.ph2_pairs}[dataset](data_dir, skip_unpaired)
+    if any(s < 16 for s in size):
+        raise UserError(f"--size {size[0]} {size[1]} is too small; use at least 16 (multiples of 16 for the models)")
+    ids = [p.id for p in pairs]
+    if split_file:
+        split_ids = splits.split_from_manifest(split_file, ids)
+        protocol = {"protocol": "file", "split_file": str(split_file)}
+    elif split:
+        split_ids = splits.ratio_split(ids, split, seed)
+        protocol = {"protocol": "ratio", "fractions": [float(f) for f in split], "seed": seed}
+    else:
+        split_ids = splits.paper_split(dataset, ids, seed)
+        protocol = {"protocol": "paper", "seed": seed if dataset in splits.PAPER_SHUFFLED else None}
+    by_id = {p.id: p for p in pairs}
+    pairs_by_split = {name: [by_id[i] for i in split_ids[name]] for name in splits.SPLITS}
+    out_dir = Path(out_dir or Path("data") / dataset)
+    info = {"dataset": dataset, "source_dir": str(Path(data_dir).resolve()), "split": protocol,
+            "unused_pairs": len(pairs) - sum(len(v) for v in pairs_by_split.values())}
+    manifest = prepare_split_folder(pairs_by_split, out_dir, size, info, workers, max_pixels, progress)
+    return manifest, out_dir
