@@ -6,6 +6,8 @@ descriptor 2 while it loads, ignoring TF_CPP_MIN_LOG_LEVEL. They would stand
 before every one-line `error:` message of the command line, so the import runs
 with descriptor 2 pointed at a temporary file, which is replayed if the import
 fails. FRCUNET_BACKEND_LOGS=1 leaves stderr alone.
+
+Every module of the package that uses Keras imports this module first.
 """
 
 import os
@@ -38,3 +40,6 @@ def import_keras_quietly():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+import_keras_quietly()

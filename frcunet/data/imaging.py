@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 from frcunet.errors import UserError
 
@@ -81,17 +81,25 @@ def binarize_mask(values):
     return (values >= 128) if values.max() > 1 else (values > 0)
 
 
+def _mask_as_0_255(image):
+    """An 8-bit 0/255 mask image from any mask encoding, with Pillow's C loops (masks can be 12 MP)."""
+    if image.mode in ("RGB", "RGBA", "P", "LA", "CMYK"):
+        channels = image.convert("RGB").split()
+        image = ImageChops.lighter(ImageChops.lighter(channels[0], channels[1]), channels[2])  # max of channels
+    elif image.mode not in ("L", "1"):
+        return Image.fromarray(binarize_mask(np.asarray(image)).astype(np.uint8) * 255)
+    image = image.convert("L")
+    threshold = 128 if image.getextrema()[1] > 1 else 1
+    return image.point(lambda v: 255 if v >= threshold else 0)
+
+
 def read_mask(path, size, max_pixels=DEFAULT_MAX_PIXELS):
-    """0/1 uint8 (H, W): binarised, resized as a coverage fraction, binarised again at 0.5."""
+    """0/1 uint8 (H, W): binarised, resized as a coverage fraction, binarised again at one half."""
     image, digest = _open(path, max_pixels)
     original = (image.size[1], image.size[0])
-    image = _load(image, path)
-    if image.mode not in ("L", "1", "RGB", "I", "I;16"):
-        image = image.convert("RGB")
-    binary = binarize_mask(np.asarray(image))
-    coverage = Image.fromarray(binary.astype(np.float32))  # mode "F"
-    coverage = coverage.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
-    return (np.asarray(coverage) >= 0.5).astype(np.uint8), original, digest
+    binary = _mask_as_0_255(_load(image, path))
+    coverage = binary.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return (np.asarray(coverage) >= 128).astype(np.uint8), original, digest
 
 
 def read_pair(image_path, mask_path, size, max_pixels=DEFAULT_MAX_PIXELS):

@@ -1,9 +1,11 @@
 """Prepared split folder: decode pairs in parallel, stream them into .npy files, publish atomically.
 
 The folder holds `data_{split}.npy` (N, H, W, 3) uint8, `mask_{split}.npy`
-(N, H, W) uint8 0/1 and `manifest.json`. It is built under a hidden staging
-name beside the target and renamed into place at the end, so a killed run
-leaves no half-written folder under the real name.
+(N, H, W) uint8 0/1 and `manifest.json`; readers memory-map the arrays. Rows
+are streamed into the files as workers decode them, so memory stays flat. The
+folder is built under a hidden staging name beside the target and renamed
+into place at the end, so a killed run leaves no half-written folder under the
+real name.
 """
 
 import hashlib
@@ -69,26 +71,29 @@ def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_
     total = sum(len(p) for p in pairs_by_split.values())
     start = time.perf_counter()
     with atomic_folder(out_dir) as staging:
-        images = {s: _open_array(staging / f"data_{s}.npy", (len(pairs_by_split[s]), height, width, 3)) for s in SPLITS}
-        masks = {s: _open_array(staging / f"mask_{s}.npy", (len(pairs_by_split[s]), height, width)) for s in SPLITS}
-        order = [(s, i, p) for s in SPLITS for i, p in enumerate(pairs_by_split[s])]
+        images = {s: NpyWriter(staging / f"data_{s}.npy", (len(pairs_by_split[s]), height, width, 3)) for s in SPLITS}
+        masks = {s: NpyWriter(staging / f"mask_{s}.npy", (len(pairs_by_split[s]), height, width)) for s in SPLITS}
+        order = [(s, p) for s in SPLITS for p in pairs_by_split[s]]
         entries = {s: [] for s in SPLITS}
-        decoded = _decoded_pairs([p for _, _, p in order], size, workers, max_pixels)
+        lesion_pixels = dict.fromkeys(SPLITS, 0)
+        decoded = _decoded_pairs([p for _, p in order], size, workers, max_pixels)
         with closing(decoded), tqdm(total=total, desc="preparing", unit="pair", disable=not progress,
                                     file=sys.stderr) as bar:
-            for (split, index, pair), result in zip(order, decoded):
-                images[split][index] = result.image
-                masks[split][index] = result.mask
+            for (split, pair), result in zip(order, decoded):
+                images[split].append(result.image)
+                masks[split].append(result.mask)
+                lesion_pixels[split] += int(result.mask.sum())
                 entries[split].append({
                     "id": pair.id, "image": str(pair.image.absolute()), "mask": str(pair.mask.absolute()),
                     "original_size": list(result.original_size),
                     "image_sha1": result.image_sha1, "mask_sha1": result.mask_sha1,
                 })
                 bar.update()
-        lesion_fraction = {s: float(masks[s].mean()) if len(masks[s]) else None for s in SPLITS}
-        for array in (*images.values(), *masks.values()):
-            array.flush()
-        del images, masks
+        for writer in (*images.values(), *masks.values()):
+            writer.close()
+        lesion_fraction = {
+            s: lesion_pixels[s] / (len(entries[s]) * height * width) if entries[s] else None for s in SPLITS
+        }
         manifest = {
             "format": FORMAT_VERSION,
             **info,
@@ -105,12 +110,30 @@ def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_
     return manifest
 
 
-def _open_array(path, shape):
-    # A zero-length memmap cannot be mapped; a plain empty .npy is the same file to readers.
-    if shape[0] == 0:
-        np.save(path, np.zeros(shape, np.uint8))
-        return np.load(path)
-    return np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
+class NpyWriter:
+    """Writes an .npy file of known shape one row at a time.
+
+    Rows go through the page cache, not a memory map, so the process's
+    resident memory stays at one row whatever the dataset's size.
+    """
+
+    def __init__(self, path, shape, dtype=np.uint8):
+        self.shape, self.dtype, self.rows = tuple(shape), np.dtype(dtype), 0
+        self.file = open(path, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_1_0(self.file, header)
+
+    def append(self, row):
+        row = np.ascontiguousarray(row, dtype=self.dtype)
+        if row.shape != self.shape[1:] or self.rows >= self.shape[0]:
+            raise ValueError(f"row {self.rows} of shape {row.shape} does not fit an array of shape {self.shape}")
+        self.file.write(row.tobytes())
+        self.rows += 1
+
+    def close(self):
+        self.file.close()
+        if self.rows != self.shape[0]:
+            raise ValueError(f"wrote {self.rows} of {self.shape[0]} rows")
 
 
 def _versions():
