@@ -26,7 +26,7 @@ def _add_build(subparsers):
     parser.add_argument("--pyramid", choices=("reference", "multiscale"), help="frcunet models only")
     parser.add_argument("--backbone-weights", metavar="PATH_OR_NAME")
     parser.add_argument("--out", metavar="FILE.keras", help="save the built model here")
-    parser.set_defaults(run=_run_build)
+    parser.set_defaults(run_command=_run_build)
 
 
 def _run_build(args):
@@ -71,7 +71,7 @@ def _add_prepare(subparsers):
     parser.add_argument("--skip-unpaired", action="store_true", help="drop images without mask and vice versa")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=_run_prepare)
+    parser.set_defaults(run_command=_run_prepare)
 
 
 def _run_prepare(args):
@@ -96,7 +96,7 @@ def _add_synth(subparsers):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(192, 256))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run=_run_synth)
+    parser.set_defaults(run_command=_run_synth)
 
 
 def _run_synth(args):
@@ -108,19 +108,86 @@ def _run_synth(args):
     print(f"wrote {args.n} synthetic pairs to {args.out}")
 
 
+def _add_train(subparsers):
+    from frcunet.models import MODELS
+
+    parser = subparsers.add_parser(
+        "train", help="train a model on a prepared folder (resumable)",
+        description="Train a registry model on a prepared split folder into a run folder. Defaults are the "
+        "paper's: frcunet, BCE, Adam 1e-4, batch 12, 100 epochs, no augmentation, LR x0.1 after 7 epochs "
+        "without val_loss progress, best weights on val_loss. Run the same command again after an "
+        "interruption to continue from the last finished epoch.",
+    )
+    parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
+    parser.add_argument("--run", help="run folder (default: weights/<data folder name>_<model>)")
+    parser.add_argument("--model", choices=list(MODELS), default="frcunet")
+    parser.add_argument("--pyramid", choices=("reference", "multiscale"), help="frcunet models: pyramid kind")
+    parser.add_argument("--width", type=float, help="frcunet models: channel width multiplier")
+    parser.add_argument("--middle-units", type=int, help="frcunet models: Xception middle-flow units")
+    parser.add_argument("--base-filters", type=int, help="unet models: filters of the first level")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--loss", choices=("bce", "dice", "bce+dice"), default="bce")
+    parser.add_argument("--augment", action="store_true", help="flips, 90-degree turns, colour jitter")
+    parser.add_argument("--early-stop", type=int, default=0, metavar="N", help="stop after N epochs without progress")
+    parser.add_argument("--monitor", choices=("val_loss", "val_dice"), default="val_loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="expected size of the prepared arrays")
+    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
+    parser.add_argument("--jit", action="store_true", help="compile with XLA")
+    parser.add_argument("--distribute", choices=("none", "data-parallel", "multiworker"), default="none")
+    parser.add_argument("--cpu-replicas", type=int, default=0,
+                        help="TensorFlow: split the CPU into N devices for --distribute data-parallel (testing)")
+    parser.add_argument("--init-weights", metavar="WEIGHTS", help="start from a run's best.weights.h5 (fine-tuning)")
+    parser.add_argument("--backbone-weights", metavar="PATH_OR_NAME", help="DeepLabv3+ Xception weights")
+    parser.add_argument("--loader-workers", type=int, default=1, help="input pipeline processes")
+    parser.add_argument("--restart", action="store_true", help="discard an earlier run in the run folder")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    parser.set_defaults(run_command=_run_train)
+
+
+def _model_options(args):
+    options = {key: getattr(args, key) for key in ("pyramid", "width", "middle_units", "base_filters")
+               if getattr(args, key, None) is not None}
+    frcunet_only, unet_only = {"pyramid", "width", "middle_units"}, {"base_filters"}
+    wrong = (unet_only if args.model.startswith("frcunet") else frcunet_only) & set(options)
+    if wrong:
+        flags = ", ".join("--" + key.replace("_", "-") for key in sorted(wrong))
+        raise UserError(f"{flags} does not apply to {args.model}")
+    return options
+
+
+def _run_train(args):
+    from frcunet.train import TrainConfig, train
+
+    config = TrainConfig(
+        data=args.data, run=args.run or "", model=args.model, model_options=_model_options(args),
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss, augment=args.augment,
+        early_stop=args.early_stop, monitor=args.monitor, seed=args.seed,
+        size=tuple(args.size) if args.size else None, precision=args.precision, jit=args.jit,
+        distribute=args.distribute, cpu_replicas=args.cpu_replicas, init_weights=args.init_weights,
+        backbone_weights=args.backbone_weights, loader_workers=args.loader_workers, restart=args.restart,
+        verbose=2 if args.quiet else 1,
+    )
+    run, _ = train(config)
+    print(f"run folder: {run} (best.weights.h5, model.keras, config.json, history.csv)")
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="frcunet", description="FRCU-Net skin lesion segmentation.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(subparsers)
     _add_prepare(subparsers)
     _add_synth(subparsers)
+    _add_train(subparsers)
     return parser
 
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
     try:
-        args.run(args)
+        args.run_command(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from frcunet.data.imaging import DEFAULT_MAX_PIXELS, read_pair
 from frcunet.data.splits import SPLITS
 from frcunet.errors import UserError
+from frcunet.provenance import versions
 from frcunet.saving import atomic_folder
 
 MANIFEST = "manifest.json"
@@ -103,7 +104,7 @@ def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_
             "splits": entries,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": sys.argv,
-            "versions": _versions(),
+            "versions": versions(),
             "seconds": round(time.perf_counter() - start, 2),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
@@ -134,14 +135,6 @@ class NpyWriter:
         self.file.close()
         if self.rows != self.shape[0]:
             raise ValueError(f"wrote {self.rows} of {self.shape[0]} rows")
-
-
-def _versions():
-    import PIL
-
-    from frcunet import __version__
-
-    return {"frcunet": __version__, "numpy": np.__version__, "pillow": PIL.__version__, "python": sys.version.split()[0]}
 
 
 def manifest_sha1(folder):

@@ -1,0 +1,142 @@
+"""Batches from a prepared split folder: memory-mapped uint8 in, float32 batches out.
+
+`SegmentationBatches` is a `keras.utils.PyDataset`, so it feeds `model.fit`
+on every backend. Nothing is copied in full: each batch reads its rows from
+the memory-mapped arrays. The order and the augmentation of an epoch depend
+only on (seed, epoch), so a resumed run sees the same batches it would have.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import frcunet._startup  # noqa: F401 - quiet backend import, before keras
+import keras
+
+from frcunet.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class PreparedSplit:
+    """The two arrays of one split of a prepared folder, memory-mapped."""
+
+    images: np.ndarray  # (N, H, W, 3) uint8
+    masks: np.ndarray  # (N, H, W) uint8 0/1
+
+    @property
+    def size(self):
+        return tuple(self.images.shape[1:3])
+
+    def __len__(self):
+        return len(self.images)
+
+
+def prepare_hint(folder):
+    """The command that writes a prepared folder like `folder`."""
+    scripts = {"isic2018": "python Prepare_ISIC2018.py", "isic2017": "python Prepare_ISIC2017.py",
+               "ph2": "python Prepare_ph2.py"}
+    return scripts.get(Path(folder).name, f"frcunet prepare DATASET --out {folder}")
+
+
+def open_split(folder, split, check_masks=True):
+    """Memory-maps one split and checks that its arrays agree; UserError says what to run."""
+    folder = Path(folder)
+    image_path, mask_path = folder / f"data_{split}.npy", folder / f"mask_{split}.npy"
+    if not image_path.is_file() or not mask_path.is_file():
+        raise UserError(f"no prepared {split} split in {folder} ({image_path.name} missing); run "
+                        f"{prepare_hint(folder)} first")
+    try:
+        images = np.load(image_path, mmap_mode="r")
+        masks = np.load(mask_path, mmap_mode="r")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read the {split} arrays of {folder} ({exc}); prepare the folder again") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise UserError(f"{image_path} must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    if masks.dtype != np.uint8 or masks.shape != images.shape[:3]:
+        raise UserError(f"{mask_path} must be uint8 {images.shape[:3]} to match its images, got "
+                        f"{masks.dtype} {masks.shape}")
+    if check_masks and len(masks) and _max_in_chunks(masks) > 1:
+        raise UserError(f"{mask_path} holds values above 1; masks must be 0/1 (prepare the folder again)")
+    return PreparedSplit(images, masks)
+
+
+def _max_in_chunks(array, rows=64):
+    return max(int(array[i: i + rows].max()) for i in range(0, len(array), rows))
+
+
+def augment_pair(image, mask, rng, square):
+    """Flips, 90-degree turns (180 only when not square) and a small colour jitter, image and mask alike."""
+    if rng.random() < 0.5:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    if rng.random() < 0.5:
+        image, mask = image[::-1], mask[::-1]
+    turns = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
+    image, mask = np.rot90(image, turns), np.rot90(mask, turns)
+    gain = rng.uniform(0.9, 1.1, size=3).astype(np.float32)  # per-channel colour balance
+    offset = np.float32(rng.uniform(-12, 12))  # brightness
+    image = np.clip(image.astype(np.float32) * gain + offset, 0, 255)
+    return image, mask
+
+
+class SegmentationBatches(keras.utils.PyDataset):
+    """(images, masks) batches of one prepared split for `model.fit` / `predict`.
+
+    Args:
+        folder, split: the prepared folder and "train", "val" or "test".
+        batch_size: images per batch; the last batch may be smaller.
+        shuffle: a new order every epoch, from (seed, epoch).
+        augment: random flips, turns and colour jitter (training only).
+        seed: base of every random choice.
+        workers, use_multiprocessing: passed to PyDataset.
+
+    Yields float32 images (B, H, W, 3) in 0..255 and float32 masks (B, H, W, 1).
+    """
+
+    def __init__(self, folder, split, batch_size, shuffle=False, augment=False, seed=0, epoch=0, workers=1,
+                 use_multiprocessing=False, **kwargs):
+        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, **kwargs)
+        self.folder, self.split = Path(folder), split
+        self.batch_size, self.shuffle, self.augment, self.seed = int(batch_size), shuffle, augment, int(seed)
+        self.epoch = int(epoch)
+        self._data = None  # opened lazily, so the object pickles into worker processes
+        self._length = len(open_split(folder, split, check_masks=False))
+        if self._length == 0:
+            raise UserError(f"the {split} split of {folder} is empty; prepare it with a non-empty {split} share")
+
+    @property
+    def data(self):
+        if self._data is None:
+            self._data = open_split(self.folder, self.split, check_masks=False)
+        return self._data
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_data"] = None
+        return state
+
+    def __len__(self):
+        return math.ceil(self._length / self.batch_size)
+
+    def order(self):
+        """Row order of the current epoch."""
+        if not self.shuffle:
+            return np.arange(self._length)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(self._length)
+
+    def __getitem__(self, index):
+        rows = np.sort(self.order()[index * self.batch_size: (index + 1) * self.batch_size])
+        images = self.data.images[rows].astype(np.float32)
+        masks = self.data.masks[rows].astype(np.float32)
+        if self.augment:
+            square = images.shape[1] == images.shape[2]
+            for k, row in enumerate(rows):
+                rng = np.random.default_rng([self.seed, self.epoch, int(row), 1])
+                images[k], masks[k] = augment_pair(images[k], masks[k], rng, square)
+        return images, masks[..., None]
+
+    def on_epoch_end(self):
+        self.epoch += 1

@@ -1,0 +1,36 @@
+"""What produced a result: library versions and the code's git commit."""
+
+import importlib.metadata
+import subprocess
+import sys
+from pathlib import Path
+
+from frcunet import __version__
+
+LIBRARIES = ("keras", "numpy", "pillow", "h5py", "tensorflow-cpu", "tensorflow", "jax", "jaxlib")
+
+
+def versions():
+    """Versions of Python, this package and the installed libraries it may use."""
+    found = {"python": sys.version.split()[0], "frcunet": __version__}
+    for name in LIBRARIES:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    if "keras" in sys.modules:
+        found["keras_backend"] = sys.modules["keras"].backend.backend()
+    return found
+
+
+def git_commit():
+    """The commit of the checkout this package runs from (with "+dirty"), or None."""
+    folder = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True,
+                                timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=folder,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")

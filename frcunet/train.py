@@ -1,0 +1,245 @@
+"""Training: a registry model on a prepared folder, into a resumable run folder.
+
+Run folder (`weights/<dataset>_<model>` by default):
+    best.weights.h5   the best epoch's weights (on --monitor), written atomically
+    model.keras       the best model, uncompiled, loadable with keras.saving.load_model
+    config.json       every setting, data manifest hash, versions, git commit
+    history.csv       one row per epoch: loss, dice, learning_rate, val_loss, val_dice
+    logs/             TensorBoard logs (when TensorFlow is installed)
+    resume/           what an interrupted run continues from
+"""
+
+import csv
+import importlib.util
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import frcunet._startup  # noqa: F401 - quiet backend import, before keras
+import keras
+
+from frcunet.callbacks import AtomicBestCheckpoint, ResumableState, StopOnNonFiniteLoss, read_resume_state
+from frcunet.data.pipeline import SegmentationBatches, open_split
+from frcunet.data.prepare import MANIFEST, manifest_sha1
+from frcunet.distribute import distribution_scope
+from frcunet.errors import UserError
+from frcunet.losses import LOSSES, PooledDice
+from frcunet.models import MODELS, build_model
+from frcunet.provenance import git_commit, versions
+from frcunet.saving import atomic_path, save_model_atomic
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# Settings that define a run; a resumed run must agree on all of them.
+IDENTITY = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss", "augment",
+            "monitor", "seed", "precision", "init_weights", "backbone_weights")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; the defaults are the paper's."""
+
+    data: str = "data/isic2018"
+    run: str = ""  # default: weights/<dataset>_<model>
+    model: str = "frcunet"
+    model_options: dict = field(default_factory=dict)  # e.g. {"pyramid": "multiscale", "width": 0.5}
+    epochs: int = 100
+    batch_size: int = 12
+    lr: float = 1e-4
+    loss: str = "bce"
+    augment: bool = False
+    early_stop: int = 0  # patience in epochs; 0 = off
+    monitor: str = "val_loss"
+    seed: int = 0
+    size: tuple = None  # checked against the prepared arrays when given
+    precision: str = "float32"
+    jit: bool = False
+    distribute: str = "none"
+    cpu_replicas: int = 0
+    init_weights: str = None
+    backbone_weights: str = None
+    loader_workers: int = 1
+    restart: bool = False
+    verbose: int = 1
+
+
+def default_run_folder(config):
+    return Path("weights") / f"{Path(config.data).name}_{config.model}"
+
+
+def _validate(config):
+    if config.model not in MODELS:
+        raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+    if config.loss not in LOSSES:
+        raise UserError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
+    if config.precision not in PRECISIONS:
+        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if config.monitor not in ("val_loss", "val_dice"):
+        raise UserError("--monitor must be val_loss or val_dice")
+    if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
+        raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
+
+
+def _check_data(config):
+    train, val = open_split(config.data, "train"), open_split(config.data, "val")
+    if train.size != val.size:
+        raise UserError(f"train images are {train.size} but validation images {val.size}; prepare again")
+    if config.size and tuple(config.size) != train.size:
+        raise UserError(f"--size {config.size[0]} {config.size[1]} does not match the prepared arrays "
+                        f"({train.size[0]}x{train.size[1]}); prepare again with --size or drop --size")
+    return train.size
+
+
+def _load_init_weights(model, path, config, size):
+    """--init-weights: earlier weights of the same architecture and input size (PH2 fine-tuning)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--init-weights {path} not found; give a run's best.weights.h5")
+    source_config = path.parent / "config.json"
+    if source_config.is_file():
+        earlier = json.loads(source_config.read_text())
+        if earlier.get("model") != config.model or earlier.get("model_options", {}) != config.model_options:
+            raise UserError(f"{path} holds {earlier.get('model')} {earlier.get('model_options') or ''} weights, "
+                            f"not {config.model} {config.model_options or ''}; use weights of the same model")
+        if tuple(earlier.get("size", size)) != tuple(size):
+            raise UserError(f"{path} was trained at {earlier['size'][0]}x{earlier['size'][1]}, this data is "
+                            f"{size[0]}x{size[1]}; prepare the data at the same --size")
+    try:
+        model.load_weights(path)
+    except (ValueError, KeyError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise UserError(f"{path} does not fit {config.model} ({first_line}); use weights of the same model") from None
+
+
+def _run_config(config, size):
+    record = asdict(config)
+    record.update({
+        "run": str(config.run), "size": list(size),
+        "data_manifest_sha1": manifest_sha1(config.data) if (Path(config.data) / MANIFEST).is_file() else None,
+        "versions": versions(), "git_commit": git_commit(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    })
+    return record
+
+
+def _check_resumable(run, record):
+    """An existing run folder must hold the same run; returns the resume state or None."""
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        return None
+    earlier = json.loads(config_path.read_text())
+    differing = [key for key in IDENTITY if earlier.get(key) != record.get(key)]
+    if differing:
+        raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
+                        "or --restart to replace it")
+    return read_resume_state(run / "resume")
+
+
+def _trim_history(path, epochs_done):
+    """Drops history rows of epochs after the resumed one (a kill can leave one)."""
+    if not path.is_file():
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done] if rows else []
+    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
+        csv.writer(f).writerows(kept)
+
+
+def _callbacks(config, run, resume_state):
+    mode = "min" if config.monitor == "val_loss" else "max"
+    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=7, min_delta=1e-4,
+                                                  verbose=config.verbose)
+    best = AtomicBestCheckpoint(run / "best.weights.h5", config.monitor, mode)
+    stateful = {"reduce_lr": reduce_lr, "best": best}
+    if config.early_stop:
+        stateful["early_stop"] = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode,
+                                                               patience=config.early_stop, verbose=config.verbose)
+    nan_guard = StopOnNonFiniteLoss()
+    callbacks = [nan_guard, *stateful.values(),
+                 ResumableState(run / "resume", stateful, resume_state["callbacks"] if resume_state else None,
+                                nan_guard),
+                 keras.callbacks.CSVLogger(str(run / "history.csv"), append=True)]
+    if importlib.util.find_spec("tensorflow") is not None:
+        callbacks.append(keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False))
+    return callbacks, best, nan_guard
+
+
+def _start_fresh(run):
+    for name in ("best.weights.h5", "model.keras", "history.csv"):
+        (run / name).unlink(missing_ok=True)
+    for old in (run / "resume").glob("*"):
+        old.unlink()
+
+
+def train(config):
+    """Trains as `config` says; returns (run folder, keras History or None if nothing was left to do)."""
+    _validate(config)
+    size = _check_data(config)
+    run = Path(config.run or default_run_folder(config))
+    config.run = str(run)
+    record = _run_config(config, size)
+    if config.restart:
+        _start_fresh(run)
+        (run / "config.json").unlink(missing_ok=True)
+    resume_state = _check_resumable(run, record)
+    epochs_done = resume_state["epochs_done"] if resume_state else 0
+    if epochs_done >= config.epochs or (resume_state or {}).get("stopped_early"):
+        print(f"{run} already holds a finished run of {epochs_done} epochs; nothing to do (--restart to redo)")
+        return run, None
+    if not resume_state and run.exists():
+        _start_fresh(run)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "config.json") as temporary:
+        temporary.write_text(json.dumps(record, indent=1))
+
+    keras.utils.set_random_seed(config.seed)
+    keras.config.set_dtype_policy(config.precision)
+    scope, replicas = distribution_scope(config.distribute, config.cpu_replicas)
+    with scope:
+        model = build_model(config.model, (*size, 3), **config.model_options)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.lr),
+            loss=LOSSES[config.loss],
+            metrics=[PooledDice(name="dice")],
+            jit_compile=True if config.jit else "auto",
+        )
+        if resume_state:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(run / "resume" / resume_state["weights"])
+            _trim_history(run / "history.csv", epochs_done)
+            print(f"resuming {run} after epoch {epochs_done}")
+        else:
+            if config.backbone_weights:
+                from frcunet.backbone_weights import load_backbone_weights
+
+                print(load_backbone_weights(model, config.backbone_weights).summary())
+            if config.init_weights:
+                _load_init_weights(model, config.init_weights, config, size)
+
+    batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
+                   use_multiprocessing=config.loader_workers > 1)
+    train_data = SegmentationBatches(config.data, "train", shuffle=True, augment=config.augment,
+                                     epoch=epochs_done, **batches)
+    val_data = SegmentationBatches(config.data, "val", **batches)
+    callbacks, best, nan_guard = _callbacks(config, run, resume_state)
+    if replicas > 1:
+        print(f"data-parallel over {replicas} replicas, {config.batch_size // replicas} images each per step")
+    history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
+                        callbacks=callbacks, verbose=config.verbose)
+    if nan_guard.where:
+        epoch, batch = nan_guard.where
+        kept = f"best weights so far kept in {run / 'best.weights.h5'}" if (run / "best.weights.h5").is_file() \
+            else "no epoch finished, so no weights were kept"
+        raise UserError(f"loss became NaN at epoch {epoch}, batch {batch}; {kept}; try a lower --lr or "
+                        "--precision float32")
+    _export_best_model(config, size, run)
+    return run, history
+
+
+def _export_best_model(config, size, run):
+    """model.keras: a fresh, uncompiled model holding the best weights (no training objects inside)."""
+    keras.config.set_dtype_policy("float32")
+    model = build_model(config.model, (*size, 3), **config.model_options)
+    model.load_weights(run / "best.weights.h5")
+    save_model_atomic(model, run / "model.keras")

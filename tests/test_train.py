@@ -1,0 +1,188 @@
+"""Training runs: run folder, resume after kill -9, fine-tuning, bad input, data-parallel."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from frcunet.callbacks import AtomicBestCheckpoint
+from frcunet.data.prepare import prepare_dataset
+from frcunet.data.synthetic import write_synthetic_isic
+from frcunet.errors import UserError
+from frcunet.train import TrainConfig, train
+
+TINY = {"width": 0.125, "middle_units": 1}
+TINY_FLAGS = ["--model", "frcunet-lite", "--width", 0.125, "--middle-units", 1]
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    """Synthetic ISIC data prepared at 32x32: 16 train, 8 val, 8 test."""
+    root = tmp_path_factory.mktemp("data")
+    write_synthetic_isic(root / "syn", 32, seed=5, size=(48, 64), progress=False)
+    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
+                    progress=False)
+    return root / "prepared"
+
+
+def _history(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.agnostic
+def test_training_writes_a_complete_run_folder(prepared, tmp_path):
+    config = TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite", model_options=TINY,
+                         epochs=2, batch_size=8, lr=1e-3, verbose=0)
+    run, history = train(config)
+    assert sorted(p.name for p in run.iterdir() if p.name != "logs") == [
+        "best.weights.h5", "config.json", "history.csv", "model.keras", "resume"]
+    rows = _history(run)
+    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert {"loss", "dice", "val_loss", "val_dice", "learning_rate"} <= set(rows[0])
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["model"] == "frcunet-lite" and recorded["size"] == [32, 32] and recorded["lr"] == 1e-3
+    assert len(recorded["data_manifest_sha1"]) == 40 and recorded["versions"]["keras"] == keras.__version__
+    assert recorded["versions"]["keras_backend"] == keras.backend.backend()
+
+    loaded = keras.saving.load_model(run / "model.keras")
+    images = np.load(prepared / "data_test.npy")[:2]
+    from frcunet.models import build_model
+
+    reference = build_model("frcunet-lite", (32, 32, 3), **TINY)
+    reference.load_weights(run / "best.weights.h5")
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-5)
+
+    again, nothing = train(config)  # finished runs are not trained again
+    assert nothing is None and len(_history(run)) == 2
+
+
+def test_a_killed_run_resumes_to_the_same_epoch_count(prepared, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--data", prepared, "--run", run, *TINY_FLAGS, "--epochs", 5, "--batch-size", 4,
+            "--lr", 1e-3, "--quiet"]
+    process = subprocess.Popen([sys.executable, "-m", "frcunet", *map(str, args)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    state = run / "resume" / "state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.4)  # into the next epoch
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    interrupted_at = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= interrupted_at < 5
+
+    resumed = run_cli(*args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming {run} after epoch {interrupted_at}" in resumed.stdout
+    assert [r["epoch"] for r in _history(run)] == ["0", "1", "2", "3", "4"]
+    final = json.loads(state.read_text())
+    assert final["epochs_done"] == 5 and final["finished"] is True
+    assert sorted(p.name for p in (run / "resume").iterdir()) == ["epoch-0005.weights.h5", "state.json"]
+    assert (run / "model.keras").is_file()
+
+
+def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tmp_path):
+    source = tmp_path / "isic"
+    first = run_cli("train", "--data", prepared, "--run", source, *TINY_FLAGS, "--epochs", 1, "--batch-size", 8,
+                    "--quiet")
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    tuned = run_cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
+                    "--batch-size", 8, "--lr", 0, "--init-weights", source / "best.weights.h5", "--quiet")
+    assert tuned.returncode == 2 and "--lr positive" in tuned.stderr  # lr 0 is refused: a typo, not a freeze
+
+    tuned = run_cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
+                    "--batch-size", 8, "--lr", 1e-9, "--init-weights", source / "best.weights.h5", "--quiet")
+    assert tuned.returncode == 0, tuned.stderr[-3000:]
+    from frcunet.models import build_model
+
+    before, after = (build_model("frcunet-lite", (32, 32, 3), **TINY) for _ in range(2))
+    before.load_weights(source / "best.weights.h5")
+    after.load_weights(tmp_path / "ph2" / "best.weights.h5")
+    # lr 1e-9: one epoch barely moves the trainable weights (batch-norm statistics move regardless),
+    # so they must have started from the source run's.
+    for a, b in zip(before.trainable_weights, after.trainable_weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-5)
+    assert json.loads((tmp_path / "ph2" / "config.json").read_text())["init_weights"] == str(source / "best.weights.h5")
+
+    wrong_model = run_cli("train", "--data", prepared, "--run", tmp_path / "u", "--model", "unet", "--base-filters", 4,
+                          "--epochs", 1, "--init-weights", source / "best.weights.h5")
+    assert wrong_model.returncode == 2
+    assert wrong_model.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in wrong_model.stderr
+
+    (tmp_path / "loose.weights.h5").write_bytes((source / "best.weights.h5").read_bytes())  # no config beside it
+    no_config = run_cli("train", "--data", prepared, "--run", tmp_path / "u2", "--model", "frcunet-lite",
+                        "--epochs", 1, "--init-weights", tmp_path / "loose.weights.h5")
+    assert no_config.returncode == 2 and "does not fit frcunet-lite" in no_config.stderr
+
+
+def test_training_input_mistakes_are_one_line_errors(prepared, tmp_path):
+    missing = run_cli("train", "--data", tmp_path / "data" / "isic2018", "--model", "frcunet-lite")
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"error: no prepared train split in {tmp_path / 'data' / 'isic2018'} (data_train.npy missing); "
+        "run python Prepare_ISIC2018.py first"]
+    size = run_cli("train", "--data", prepared, "--model", "frcunet-lite", "--size", 64, 64, "--run", tmp_path / "r")
+    assert size.returncode == 2 and "does not match the prepared arrays (32x32)" in size.stderr
+    other = run_cli("train", "--data", prepared, "--run", tmp_path / "r2", *TINY_FLAGS, "--epochs", 1,
+                    "--batch-size", 16, "--quiet")
+    assert other.returncode == 0, other.stderr[-3000:]
+    clash = run_cli("train", "--data", prepared, "--run", tmp_path / "r2", *TINY_FLAGS, "--epochs", 2,
+                    "--batch-size", 8)
+    assert clash.returncode == 2 and "other settings (batch_size)" in clash.stderr
+
+
+def test_diverging_loss_stops_with_a_clear_message(prepared, tmp_path):
+    config = TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite", model_options=TINY,
+                         epochs=3, batch_size=8, lr=1e38, verbose=0)
+    with pytest.raises(UserError, match="loss became NaN at epoch 1"):
+        train(config)
+    assert not list((tmp_path / "run").glob(".*"))  # no temporary file left behind
+
+
+def test_best_checkpoint_ignores_non_finite_epochs(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = AtomicBestCheckpoint(tmp_path / "best.weights.h5", "val_loss")
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0, "val_loss": 0.5})
+    saved = (tmp_path / "best.weights.h5").read_bytes()
+    model.layers[0].kernel.assign(np.full((2, 1), 7.0, np.float32))
+    checkpoint.on_epoch_end(1, {"loss": float("nan"), "val_loss": 0.1})
+    checkpoint.on_epoch_end(2, {"loss": 1.0, "val_loss": float("nan")})
+    assert (tmp_path / "best.weights.h5").read_bytes() == saved and checkpoint.best_epoch == 1
+
+
+def _loss_falls(run):
+    losses = [float(r["loss"]) for r in _history(run)]
+    return losses[-1] < losses[0]
+
+
+def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
+    done = run_cli("train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 3,
+                   "--batch-size", 8, "--lr", 1e-3, "--distribute", "data-parallel", "--cpu-replicas", 2, "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "data-parallel over 2 replicas, 4 images each per step" in done.stdout
+    assert _loss_falls(tmp_path / "run")
+
+
+def test_data_parallel_on_two_jax_cpu_devices(prepared, tmp_path):
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    args = ["train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 3, "--batch-size", 8,
+            "--lr", 1e-3, "--distribute", "data-parallel", "--quiet"]
+    done = subprocess.run([sys.executable, "-m", "frcunet", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "data-parallel over 2 replicas" in done.stdout
+    assert _loss_falls(tmp_path / "run")
