@@ -57,7 +57,7 @@ def _up_and_merge(x, skip, filters, name, merge_convs=2):
 
 def _probability_head(x):
     # float32 so that mixed-precision training still yields exact probabilities.
-    x = layers.Conv2D(1, 1, name="head_logits")(x)
+    x = layers.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(-1.4), name="head_logits")(x)
     return layers.Activation("sigmoid", dtype="float32", name="probability")(x)
 
 

@@ -13,6 +13,7 @@ import csv
 import importlib.util
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -105,7 +106,10 @@ def _load_init_weights(model, path, config, size):
             raise UserError(f"{path} was trained at {earlier['size'][0]}x{earlier['size'][1]}, this data is "
                             f"{size[0]}x{size[1]}; prepare the data at the same --size")
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings():
+            # A mismatch is reported below as one error; Keras' per-layer warnings would bury it.
+            warnings.simplefilter("ignore", UserWarning)
+            model.load_weights(path)
     except (ValueError, KeyError, OSError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise UserError(f"{path} does not fit {config.model} ({first_line}); use weights of the same model") from None
@@ -198,6 +202,14 @@ def train(config):
     scope, replicas = distribution_scope(config.distribute, config.cpu_replicas)
     with scope:
         model = build_model(config.model, (*size, 3), **config.model_options)
+        if not resume_state:
+            # Before compiling: a fine-tuned model starts with a fresh optimizer, not the source run's.
+            if config.backbone_weights:
+                from frcunet.backbone_weights import load_backbone_weights
+
+                print(load_backbone_weights(model, config.backbone_weights).summary())
+            if config.init_weights:
+                _load_init_weights(model, config.init_weights, config, size)
         model.compile(
             optimizer=keras.optimizers.Adam(config.lr),
             loss=LOSSES[config.loss],
@@ -209,13 +221,6 @@ def train(config):
             model.load_weights(run / "resume" / resume_state["weights"])
             _trim_history(run / "history.csv", epochs_done)
             print(f"resuming {run} after epoch {epochs_done}")
-        else:
-            if config.backbone_weights:
-                from frcunet.backbone_weights import load_backbone_weights
-
-                print(load_backbone_weights(model, config.backbone_weights).summary())
-            if config.init_weights:
-                _load_init_weights(model, config.init_weights, config, size)
 
     batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)

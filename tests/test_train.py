@@ -93,16 +93,18 @@ def test_a_killed_run_resumes_to_the_same_epoch_count(prepared, tmp_path):
     assert (run / "model.keras").is_file()
 
 
+def _config(prepared, run, **changes):
+    settings = dict(data=str(prepared), run=str(run), model="frcunet-lite", model_options=TINY, epochs=1,
+                    batch_size=8, lr=1e-3, verbose=0)
+    settings.update(changes)
+    return TrainConfig(**settings)
+
+
 def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tmp_path):
     source = tmp_path / "isic"
-    first = run_cli("train", "--data", prepared, "--run", source, *TINY_FLAGS, "--epochs", 1, "--batch-size", 8,
-                    "--quiet")
-    assert first.returncode == 0, first.stderr[-3000:]
-
-    tuned = run_cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
-                    "--batch-size", 8, "--lr", 0, "--init-weights", source / "best.weights.h5", "--quiet")
-    assert tuned.returncode == 2 and "--lr positive" in tuned.stderr  # lr 0 is refused: a typo, not a freeze
-
+    train(_config(prepared, source))
+    # lr 1e-9: one epoch barely moves the trainable weights (batch-norm statistics move regardless),
+    # so they must have started from the source run's.
     tuned = run_cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
                     "--batch-size", 8, "--lr", 1e-9, "--init-weights", source / "best.weights.h5", "--quiet")
     assert tuned.returncode == 0, tuned.stderr[-3000:]
@@ -111,21 +113,16 @@ def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tmp_p
     before, after = (build_model("frcunet-lite", (32, 32, 3), **TINY) for _ in range(2))
     before.load_weights(source / "best.weights.h5")
     after.load_weights(tmp_path / "ph2" / "best.weights.h5")
-    # lr 1e-9: one epoch barely moves the trainable weights (batch-norm statistics move regardless),
-    # so they must have started from the source run's.
     for a, b in zip(before.trainable_weights, after.trainable_weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-5)
     assert json.loads((tmp_path / "ph2" / "config.json").read_text())["init_weights"] == str(source / "best.weights.h5")
 
-    wrong_model = run_cli("train", "--data", prepared, "--run", tmp_path / "u", "--model", "unet", "--base-filters", 4,
-                          "--epochs", 1, "--init-weights", source / "best.weights.h5")
-    assert wrong_model.returncode == 2
-    assert wrong_model.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in wrong_model.stderr
-
+    with pytest.raises(UserError, match="holds frcunet-lite .* weights, not unet"):
+        train(_config(prepared, tmp_path / "u", model="unet", model_options={"base_filters": 4},
+                      init_weights=str(source / "best.weights.h5")))
     (tmp_path / "loose.weights.h5").write_bytes((source / "best.weights.h5").read_bytes())  # no config beside it
-    no_config = run_cli("train", "--data", prepared, "--run", tmp_path / "u2", "--model", "frcunet-lite",
-                        "--epochs", 1, "--init-weights", tmp_path / "loose.weights.h5")
-    assert no_config.returncode == 2 and "does not fit frcunet-lite" in no_config.stderr
+    with pytest.raises(UserError, match="does not fit frcunet-lite"):
+        train(_config(prepared, tmp_path / "u2", model_options={}, init_weights=str(tmp_path / "loose.weights.h5")))
 
 
 def test_training_input_mistakes_are_one_line_errors(prepared, tmp_path):
@@ -134,21 +131,18 @@ def test_training_input_mistakes_are_one_line_errors(prepared, tmp_path):
     assert missing.stderr.strip().splitlines() == [
         f"error: no prepared train split in {tmp_path / 'data' / 'isic2018'} (data_train.npy missing); "
         "run python Prepare_ISIC2018.py first"]
-    size = run_cli("train", "--data", prepared, "--model", "frcunet-lite", "--size", 64, 64, "--run", tmp_path / "r")
-    assert size.returncode == 2 and "does not match the prepared arrays (32x32)" in size.stderr
-    other = run_cli("train", "--data", prepared, "--run", tmp_path / "r2", *TINY_FLAGS, "--epochs", 1,
-                    "--batch-size", 16, "--quiet")
-    assert other.returncode == 0, other.stderr[-3000:]
-    clash = run_cli("train", "--data", prepared, "--run", tmp_path / "r2", *TINY_FLAGS, "--epochs", 2,
-                    "--batch-size", 8)
-    assert clash.returncode == 2 and "other settings (batch_size)" in clash.stderr
+    with pytest.raises(UserError, match=r"does not match the prepared arrays \(32x32\)"):
+        train(_config(prepared, tmp_path / "r", size=(64, 64)))
+    with pytest.raises(UserError, match="--lr positive"):
+        train(_config(prepared, tmp_path / "r", lr=0))
+    train(_config(prepared, tmp_path / "r2", batch_size=16))
+    with pytest.raises(UserError, match=r"other settings \(batch_size\)"):
+        train(_config(prepared, tmp_path / "r2", epochs=2))
 
 
 def test_diverging_loss_stops_with_a_clear_message(prepared, tmp_path):
-    config = TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite", model_options=TINY,
-                         epochs=3, batch_size=8, lr=1e38, verbose=0)
     with pytest.raises(UserError, match="loss became NaN at epoch 1"):
-        train(config)
+        train(_config(prepared, tmp_path / "run", epochs=3, lr=1e38))
     assert not list((tmp_path / "run").glob(".*"))  # no temporary file left behind
 
 
