@@ -174,6 +174,69 @@ def _run_train(args):
     print(f"run folder: {run} (best.weights.h5, model.keras, config.json, history.csv)")
 
 
+def _add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate", help="score a run's best model on a prepared test split",
+        description="Predict the test split of a prepared folder with a run's best weights and write "
+        "metrics.json, per_image.csv, results.md, ROC.png, Precision_recall.png, overlays.png and "
+        "masks/<id>_segmentation.png (at each image's original size).",
+    )
+    parser.add_argument("--run", help="run folder (default: weights/<data folder name>_frcunet)")
+    parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
+    parser.add_argument("--out", help="output folder (default: output/<run folder name>)")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--tta", action="store_true", help="average the predictions of the flipped images")
+    parser.add_argument("--native", action="store_true",
+                        help="also score at each image's original size against the original mask files")
+    parser.add_argument("--resize", action="store_true",
+                        help="test images of another size: predict at the model's size and map back")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run_command=_run_evaluate)
+
+
+def _run_evaluate(args):
+    from frcunet.evaluate import EvaluateConfig, evaluate
+
+    if not 0 < args.threshold < 1:
+        raise UserError("--threshold must lie between 0 and 1")
+    _, out = evaluate(EvaluateConfig(run=args.run or "", data=args.data, out=args.out or "", threshold=args.threshold,
+                                     tta=args.tta, native=args.native, resize=args.resize,
+                                     batch_size=args.batch_size, progress=not args.quiet))
+    print(f"outputs in {out}")
+
+
+def _add_predict(subparsers):
+    parser = subparsers.add_parser(
+        "predict", help="segment new images with a trained run",
+        description="Write <stem>_segmentation.png (0/255, at the input's own size) for an image or for "
+        "every JPEG, PNG or BMP in a folder. Unreadable files are reported and skipped; the exit status "
+        "is then non-zero.",
+    )
+    parser.add_argument("--run", required=True, help="run folder with config.json and best.weights.h5")
+    parser.add_argument("--input", required=True, help="an image file or a folder of images")
+    parser.add_argument("--out", required=True, help="folder for the masks (created if missing)")
+    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--probabilities", action="store_true", help="also write <stem>_probability.png (0..255)")
+    parser.add_argument("--tta", action="store_true", help="average the predictions of the flipped images")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(run_command=_run_predict)
+
+
+def _run_predict(args):
+    from frcunet.predict import predict_files
+
+    if not 0 < args.threshold < 1:
+        raise UserError("--threshold must lie between 0 and 1")
+    written, failed = predict_files(args.run, args.input, args.out, args.threshold, args.probabilities, args.tta,
+                                    args.batch_size, progress=not args.quiet)
+    print(f"wrote {written} masks to {args.out}")
+    if failed:
+        raise UserError(f"{len(failed)} of {written + len(failed)} inputs could not be read and were skipped: "
+                        + "; ".join(failed))
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="frcunet", description="FRCU-Net skin lesion segmentation.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -181,6 +244,8 @@ def make_parser():
     _add_prepare(subparsers)
     _add_synth(subparsers)
     _add_train(subparsers)
+    _add_evaluate(subparsers)
+    _add_predict(subparsers)
     return parser
 
 

@@ -1,0 +1,201 @@
+"""Evaluation of a run's best model on a prepared test split.
+
+Output folder (`output/<run name>` by default), written atomically:
+    metrics.json           pooled metrics, per-image means/stds/undefined counts, ISIC thresholded
+                           Jaccard, the legacy "JS" (which equals accuracy), settings and versions
+    per_image.csv          id and every per-image metric
+    results.md             the paper's columns plus per-image Dice, IoU, HD95 (also printed)
+    ROC.png  Precision_recall.png  overlays.png
+    masks/<id>_segmentation.png   0/255 at each test image's original size
+"""
+
+import csv
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from frcunet.data.pipeline import open_split
+from frcunet.data.prepare import MANIFEST
+from frcunet.errors import UserError
+from frcunet.metrics import PER_IMAGE_KEYS, PooledCounts, per_image_metrics, summarize, thresholded_jaccard
+from frcunet.provenance import versions
+from frcunet.saving import atomic_folder
+
+PAPER_COLUMNS = (("F1", "f1"), ("SE", "se"), ("SP", "sp"), ("ACC", "acc"), ("PC", "pc"), ("JS", "js"))
+
+
+@dataclass
+class EvaluateConfig:
+    run: str = ""  # default: weights/<data folder name>_frcunet
+    data: str = "data/isic2018"
+    out: str = ""  # default: output/<run folder name>
+    threshold: float = 0.5
+    tta: bool = False
+    native: bool = False
+    resize: bool = False
+    batch_size: int = 8
+    progress: bool = True
+
+
+def _test_ids_and_sizes(data, count):
+    """Ids and original (H, W) of the test images from the manifest; plain numbers without one."""
+    path = Path(data) / MANIFEST
+    if not path.is_file():
+        return [f"{i:05d}" for i in range(count)], None, None
+    entries = json.loads(path.read_text())["splits"]["test"]
+    if len(entries) != count:
+        raise UserError(f"{path} lists {len(entries)} test images but the arrays hold {count}; prepare again")
+    return [e["id"] for e in entries], [tuple(e["original_size"]) for e in entries], entries
+
+
+def _score(truth, probabilities, threshold):
+    counts = PooledCounts(threshold)
+    for start in range(0, len(truth), 32):
+        counts.update(truth[start: start + 32], probabilities[start: start + 32])
+    return counts, per_image_metrics(truth, probabilities, threshold)
+
+
+def _score_native(entries, probabilities, threshold, progress):
+    """Scores each prediction, resized to its original size, against the original mask file."""
+    from frcunet.data.imaging import read_mask
+    from frcunet.predict import resize_probabilities
+
+    counts = PooledCounts(threshold)
+    rows = {key: [] for key in PER_IMAGE_KEYS}
+    for entry, probability in tqdm(list(zip(entries, probabilities)), desc="native scoring", unit="image",
+                                   disable=not progress, file=sys.stderr):
+        mask_path = Path(entry["mask"])
+        if not mask_path.is_file():
+            raise UserError(f"--native needs the original masks; {mask_path} is missing (or drop --native)")
+        size = tuple(entry["original_size"])
+        truth, _, _ = read_mask(mask_path, size)
+        native_probability = resize_probabilities(probability, size)
+        counts.update(truth[None], native_probability[None])
+        for key, value in per_image_metrics(truth[None], native_probability[None], threshold).items():
+            rows[key].append(float(value[0]))
+    return counts, {k: np.array(v) for k, v in rows.items()}
+
+
+def _summary(counts, per_image):
+    pooled = counts.result()
+    stats = summarize(per_image)
+    return {
+        "pooled": pooled,
+        "per_image_mean": stats["mean"],
+        "per_image_std": stats["std"],
+        "per_image_undefined": stats["undefined"],
+        "thresholded_jaccard": thresholded_jaccard(per_image["iou"]),
+        # The reference's "JS" column called a function that returns pixel accuracy for binary labels.
+        "legacy_js_equals_accuracy": pooled["acc"],
+    }
+
+
+def results_table(name, summary):
+    """Markdown table: the paper's columns, then per-image Dice, IoU, HD95 and the ISIC score."""
+    pooled, mean = summary["pooled"], summary["per_image_mean"]
+    header = [c for c, _ in PAPER_COLUMNS] + ["legacy JS (=ACC)", "AUC ROC", "AUC PR", "Dice/img", "IoU/img",
+                                               "HD95/img (px)", "ISIC thr. Jaccard"]
+    values = [pooled[k] for _, k in PAPER_COLUMNS] + [
+        summary["legacy_js_equals_accuracy"], pooled["auc_roc"], pooled["auc_pr"], mean["dice"], mean["iou"]]
+    cells = [f"{v:.4f}" for v in values] + [f"{mean['hd95']:.2f}", f"{summary['thresholded_jaccard']:.4f}"]
+    return "\n".join([
+        "| model | " + " | ".join(header) + " |",
+        "| --- |" + " --- |" * len(header),
+        f"| {name} | " + " | ".join(cells) + " |",
+    ])
+
+
+def _write_per_image(path, ids, per_image):
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", *PER_IMAGE_KEYS])
+        for i, image_id in enumerate(ids):
+            writer.writerow([image_id, *(f"{per_image[k][i]:.6g}" for k in PER_IMAGE_KEYS)])
+
+
+def _write_masks(folder, ids, probabilities, original_sizes, threshold, progress):
+    from frcunet.predict import resize_probabilities, save_mask_png
+
+    folder.mkdir()
+    for i, image_id in enumerate(tqdm(ids, desc="writing masks", unit="mask", disable=not progress,
+                                      file=sys.stderr)):
+        probability = probabilities[i]
+        if original_sizes:
+            probability = resize_probabilities(probability, original_sizes[i])
+        save_mask_png(probability > threshold, folder / f"{image_id}_segmentation.png")
+
+
+def _case_figure(path, ids, images, truth, probabilities, per_image, threshold, title):
+    from frcunet.plots import plot_cases
+
+    order = np.argsort(per_image["dice"], kind="stable")
+    picks = [("worst", order[0]), ("median", order[len(order) // 2]), ("best", order[-1])]
+    cases = [(f"{label}: {ids[i]}  Dice {per_image['dice'][i]:.3f}", images[i], truth[i], probabilities[i] > threshold)
+             for label, i in picks]
+    plot_cases(cases, path, title)
+
+
+def evaluate(config):
+    """Evaluates as `config` says; returns (metrics dict, output folder)."""
+    from frcunet.plots import plot_precision_recall, plot_roc
+    from frcunet.predict import predict_batches, resize_images, resize_probabilities
+    from frcunet.runs import load_run_model
+
+    run = Path(config.run or Path("weights") / f"{Path(config.data).name}_frcunet")
+    test = open_split(config.data, "test")
+    if len(test) == 0:
+        raise UserError(f"the test split of {config.data} is empty; prepare it with a non-empty test share")
+    model, run_config = load_run_model(run)
+    model_size = tuple(run_config["size"])
+    if test.size != model_size and not config.resize:
+        raise UserError(f"the test images are {test.size[0]}x{test.size[1]} but {run} was trained at "
+                        f"{model_size[0]}x{model_size[1]}; pass --resize to predict at the model's size")
+    ids, original_sizes, entries = _test_ids_and_sizes(config.data, len(test))
+    out = Path(config.out or Path("output") / run.name)
+
+    images = np.asarray(test.images)
+    truth = np.asarray(test.masks).astype(bool)
+    model_images = resize_images(images, model_size) if test.size != model_size else images
+    probabilities = predict_batches(model, model_images, config.batch_size, config.tta, config.progress)
+    if test.size != model_size:
+        probabilities = np.stack([resize_probabilities(p, test.size) for p in probabilities])
+    counts, per_image = _score(truth, probabilities, config.threshold)
+    metrics = {**_summary(counts, per_image), "n_images": len(ids), "threshold": config.threshold,
+               "grid": list(test.size)}
+    native = None
+    if config.native:
+        if entries is None:
+            raise UserError(f"--native needs {Path(config.data) / MANIFEST} to find the original masks")
+        native_counts, native_per_image = _score_native(entries, probabilities, config.threshold, config.progress)
+        native = _summary(native_counts, native_per_image)
+        metrics["native"] = native
+    metrics.update({"run": str(run), "model": run_config["model"], "data": str(config.data),
+                    "settings": asdict(config), "versions": versions()})
+
+    name = f"{run_config['model']} ({run.name})"
+    table = results_table(name, metrics)
+    with atomic_folder(out) as staging:
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=True))
+        _write_per_image(staging / "per_image.csv", ids, per_image)
+        title = f"{run.name} on {Path(config.data).name} test ({len(ids)} images)"
+        plot_roc(counts, metrics["pooled"], staging / "ROC.png", title)
+        plot_precision_recall(counts, metrics["pooled"], staging / "Precision_recall.png", title)
+        _case_figure(staging / "overlays.png", ids, images, truth, probabilities, per_image, config.threshold, title)
+        text = f"# Evaluation of {run}\n\nTest split of {config.data}: {len(ids)} images scored at " \
+               f"{test.size[0]}x{test.size[1]}, threshold {config.threshold}{', flip TTA' if config.tta else ''}.\n\n"
+        text += table + "\n"
+        if native:
+            text += "\nAt each image's original size, against the original masks:\n\n"
+            text += results_table(name + " native", native) + "\n"
+        text += ("\nF1..PC and JS pool every test pixel (JS is the true Jaccard, F1/(2-F1)); the reference's "
+                 "'JS' equalled accuracy and is shown as legacy JS. /img columns are per-image means.\n")
+        (staging / "results.md").write_text(text)
+        _write_masks(staging / "masks", ids, probabilities, original_sizes, config.threshold, config.progress)
+    print(table)
+    if native:
+        print(results_table(name + " native", native))
+    return metrics, out

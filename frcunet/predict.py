@@ -1,0 +1,124 @@
+"""Prediction: probability maps for images of any size, with optional flip averaging (TTA)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+
+def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc="predicting"):
+    """Probabilities (N, H, W) float32 for uint8 images (N, H, W, 3) at the model's size.
+
+    With `tta`, the maps of the image and its horizontal, vertical and double
+    flips are averaged (each flipped back first).
+    """
+    results = []
+    flips = [(), (2,), (1,), (1, 2)] if tta else [()]
+    with tqdm(total=len(images), desc=desc, unit="image", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(images), batch_size):
+            batch = np.asarray(images[start: start + batch_size], dtype=np.float32)
+            total = np.zeros(batch.shape[:3], np.float32)
+            for axes in flips:
+                flipped = np.flip(batch, axes) if axes else batch
+                out = np.asarray(model(flipped, training=False), dtype=np.float32)[..., 0]
+                total += np.flip(out, axes) if axes else out
+            results.append(total / len(flips))
+            bar.update(len(batch))
+    return np.concatenate(results) if results else np.zeros((0, *model.input_shape[1:3]), np.float32)
+
+
+def resize_probabilities(probabilities, size):
+    """A float probability map resized (bilinear) to size = (H, W)."""
+    if probabilities.shape == tuple(size):
+        return probabilities
+    image = Image.fromarray(probabilities.astype(np.float32))
+    return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def resize_images(images, size):
+    """uint8 RGB images resized (antialiased) to size = (H, W)."""
+    if images.shape[1:3] == tuple(size):
+        return images
+    return np.stack([
+        np.asarray(Image.fromarray(np.asarray(image)).resize((size[1], size[0]), Image.Resampling.BICUBIC))
+        for image in images
+    ])
+
+
+def predict_arrays(model, images, batch_size=8, tta=False, progress=False):
+    """Python API: probability maps for a list of uint8 RGB arrays of any sizes, each at its own size."""
+    size = model.input_shape[1:3]
+    resized = np.stack([resize_images(np.asarray(image)[None], size)[0] for image in images])
+    probabilities = predict_batches(model, resized, batch_size, tta, progress)
+    return [resize_probabilities(p, np.asarray(image).shape[:2]) for p, image in zip(probabilities, images)]
+
+
+def save_mask_png(mask, path):
+    """A 0/255 8-bit PNG of a boolean mask, written atomically."""
+    from frcunet.saving import atomic_path
+
+    with atomic_path(path) as temporary:
+        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(temporary, format="PNG")
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+
+
+def _input_files(source):
+    from frcunet.errors import UserError
+
+    source = Path(source)
+    if source.is_file():
+        return [source]
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if files:
+            return files
+        raise UserError(f"no JPEG, PNG or BMP images in {source}")
+    raise UserError(f"{source} not found; give an image file or a folder of images")
+
+
+def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True):
+    """Segments files; returns (number written, list of "file: reason" for unreadable inputs)."""
+    from frcunet.data.imaging import read_image
+    from frcunet.errors import UserError
+    from frcunet.runs import load_run_model
+
+    files = _input_files(source)
+    model, config = load_run_model(run)
+    size = tuple(config["size"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    failed, written = [], 0
+    with tqdm(total=len(files), desc="predicting", unit="image", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(files), batch_size):
+            batch, originals, stems = [], [], []
+            for path in files[start: start + batch_size]:
+                try:
+                    image, original, _ = read_image(path, size)
+                except UserError as exc:
+                    failed.append(f"{path.name}: {exc}")
+                    print(f"warning: skipping {path}: {exc}", file=sys.stderr)
+                    continue
+                batch.append(image)
+                originals.append(original)
+                stems.append(path.stem)
+            if batch:
+                maps = predict_batches(model, np.stack(batch), batch_size, tta, progress=False)
+                for probability, original, stem in zip(maps, originals, stems):
+                    probability = resize_probabilities(probability, original)
+                    save_mask_png(probability > threshold, out / f"{stem}_segmentation.png")
+                    if probabilities:
+                        _save_probability_png(probability, out / f"{stem}_probability.png")
+                    written += 1
+            bar.update(min(batch_size, len(files) - start))
+    return written, failed
+
+
+def _save_probability_png(probability, path):
+    from frcunet.saving import atomic_path
+
+    with atomic_path(path) as temporary:
+        Image.fromarray(np.rint(np.clip(probability, 0, 1) * 255).astype(np.uint8)).save(temporary, format="PNG")

@@ -1,0 +1,35 @@
+"""Opening a run folder: its settings and its best model, with errors that say what to run."""
+
+import json
+import warnings
+from pathlib import Path
+
+from frcunet.errors import UserError
+
+
+def read_run_config(run):
+    run = Path(run)
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise UserError(f"no run in {run} (config.json missing); run python Train_Skin_Lesion_Segmentation.py "
+                        "or frcunet train first, or pass --run")
+    if not (run / "best.weights.h5").is_file():
+        raise UserError(f"{run} has no best.weights.h5 yet; let its training finish at least one epoch")
+    return json.loads(config_path.read_text())
+
+
+def load_run_model(run):
+    """(model, config) of a run: its architecture rebuilt from config.json, its best weights loaded."""
+    from frcunet.models import build_model
+
+    config = read_run_config(run)
+    model = build_model(config["model"], (*config["size"], 3), **config.get("model_options", {}))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a mismatch is reported as one error below
+            model.load_weights(Path(run) / "best.weights.h5")
+    except (ValueError, KeyError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise UserError(f"{Path(run) / 'best.weights.h5'} does not fit the {config['model']} its config.json "
+                        f"describes ({first}); train the run again") from None
+    return model, config
