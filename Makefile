@@ -10,7 +10,7 @@ export KERAS_HOME := $(CURDIR)/.cache/keras
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv test test-tensorflow test-jax clean
+.PHONY: venv demo test test-tensorflow test-jax clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,10 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
+
+# The main job on the embedded synthetic data: synth -> prepare -> train -> evaluate, under demo/.
+demo: $(STAMP)
+	$(BIN)/frcunet demo
 
 # The whole suite on TensorFlow, then the backend-agnostic tests again on JAX.
 test: test-tensorflow test-jax

@@ -1,10 +1,17 @@
 """FRCU-Net: deep frequency re-calibration U-Net for skin lesion segmentation, on Keras 3.
 
+    import frcunet
+    model = frcunet.build_model("frcunet-lite", (192, 256, 3))
+    frcunet.prepare("isic2018", "dataset_isic18", "data/isic2018", (192, 256), split=(0.7, 0.1, 0.2))
+    run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=20, lr=1e-3)
+    metrics = frcunet.evaluate(run, "data/isic2018")
+    masks = frcunet.predict(run, images, threshold=0.5)
+
 The package imports lazily: data preparation needs neither Keras nor its
-backend (which costs seconds and ~650 MB to import), so they load only when a
-model-related name is first used. `import frcunet.models` (or using
-`frcunet.build_model`) registers the custom layers, after which a saved
-`.keras` model loads with plain `keras.saving.load_model`.
+backend (which cost seconds and ~650 MB to import), so they load only when a
+model-related name is first used. `import frcunet.models` (or any model
+function) registers the custom layers, after which a saved `.keras` model
+loads with plain `keras.saving.load_model`.
 """
 
 import importlib
@@ -17,6 +24,14 @@ _LAZY = {
     "LaplacianPyramid": "frcunet.frequency_attention",
     "FrequencyRecalibration": "frcunet.frequency_attention",
     "MinMaxNormalization": "frcunet.preprocessing",
+    "prepare": "frcunet.api",
+    "train": "frcunet.api",
+    "evaluate": "frcunet.api",
+    "predict": "frcunet.api",
+    "load_model": "frcunet.api",
+    "pooled_metrics": "frcunet.metrics",
+    "per_image_metrics": "frcunet.metrics",
+    "thresholded_jaccard": "frcunet.metrics",
 }
 
 __all__ = sorted(_LAZY)
@@ -26,3 +41,7 @@ def __getattr__(name):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'frcunet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

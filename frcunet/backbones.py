@@ -38,6 +38,12 @@ def _conv_same(x, filters, name, kernel_size=3, stride=1):
     """Bias-free conv whose strided form pads explicitly, as the TF reference does."""
     if stride == 1:
         return layers.Conv2D(filters, kernel_size, padding="same", use_bias=False, name=name)(x)
+    if kernel_size == 1:
+        # A strided 1x1 conv equals subsampling then a 1x1 conv (same weights). TensorFlow 2.21's
+        # oneDNN CPU kernel for the strided form crashes (segfault) in training on odd batch
+        # sizes with few channels, so the two steps are kept apart.
+        x = layers.MaxPooling2D(pool_size=1, strides=stride, name=f"{name}_subsample")(x)
+        return layers.Conv2D(filters, 1, use_bias=False, name=name)(x)
     pad_total = kernel_size - 1
     x = layers.ZeroPadding2D((pad_total // 2, pad_total - pad_total // 2), name=f"{name}_pad")(x)
     return layers.Conv2D(filters, kernel_size, strides=stride, padding="valid", use_bias=False, name=name)(x)

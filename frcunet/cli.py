@@ -159,7 +159,7 @@ def _model_options(args):
 
 
 def _run_train(args):
-    from frcunet.train import TrainConfig, train
+    from frcunet.training import TrainConfig, train
 
     config = TrainConfig(
         data=args.data, run=args.run or "", model=args.model, model_options=_model_options(args),
@@ -196,7 +196,7 @@ def _add_evaluate(subparsers):
 
 
 def _run_evaluate(args):
-    from frcunet.evaluate import EvaluateConfig, evaluate
+    from frcunet.evaluation import EvaluateConfig, evaluate
 
     if not 0 < args.threshold < 1:
         raise UserError("--threshold must lie between 0 and 1")
@@ -225,7 +225,7 @@ def _add_predict(subparsers):
 
 
 def _run_predict(args):
-    from frcunet.predict import predict_files
+    from frcunet.prediction import predict_files
 
     if not 0 < args.threshold < 1:
         raise UserError("--threshold must lie between 0 and 1")
@@ -237,6 +237,28 @@ def _run_predict(args):
                         + "; ".join(failed))
 
 
+def _add_demo(subparsers):
+    parser = subparsers.add_parser(
+        "demo", help="the whole job on synthetic data: synth, prepare, train, evaluate",
+        description="Write synthetic ISIC-layout data, prepare it, train frcunet-lite for a few epochs and "
+        "evaluate it, all under one folder; prints the untrained and trained test Dice.",
+    )
+    parser.add_argument("--folder", default="demo", help="where everything is written (default: demo/)")
+    parser.add_argument("--pairs", type=int, default=300)
+    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(64, 64))
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(run_command=_run_demo)
+
+
+def _run_demo(args):
+    from frcunet.demo import DemoConfig, run_demo
+
+    if args.pairs < 20:
+        raise UserError("--pairs must be at least 20 (the demo splits them 70/10/20)")
+    run_demo(DemoConfig(args.folder, args.pairs, tuple(args.size), args.epochs, args.seed))
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="frcunet", description="FRCU-Net skin lesion segmentation.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -246,6 +268,7 @@ def make_parser():
     _add_train(subparsers)
     _add_evaluate(subparsers)
     _add_predict(subparsers)
+    _add_demo(subparsers)
     return parser
 
 

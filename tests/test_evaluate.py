@@ -11,9 +11,9 @@ from conftest import run_cli
 from frcunet.data.prepare import prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
 from frcunet.errors import UserError
-from frcunet.evaluate import EvaluateConfig, evaluate
-from frcunet.predict import predict_arrays, predict_files
-from frcunet.train import TrainConfig, train
+from frcunet.evaluation import EvaluateConfig, evaluate
+from frcunet.prediction import predict_arrays, predict_files
+from frcunet.training import TrainConfig, train
 
 TINY = {"width": 0.125, "middle_units": 1}
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"

@@ -104,3 +104,12 @@ def test_keras_file_round_trip_predicts_the_same(tmp_path, pyramid):
     images = _images(2, 32, 48)
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
     assert loaded.get_layer("laplacian_pyramid").mode == pyramid
+
+
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_narrow_models_train_on_odd_batch_sizes(batch):
+    # TensorFlow 2.21's oneDNN kernel for strided 1x1 convs crashed here; the encoder avoids it.
+    model = build_model("frcunet-lite", (32, 32, 3), width=0.125, middle_units=1)
+    model.compile("adam", "binary_crossentropy")
+    masks = (np.random.default_rng(batch).random((batch, 32, 32, 1)) > 0.5).astype("float32")
+    assert np.isfinite(model.train_on_batch(_images(batch, 32, 32).astype("float32"), masks))

@@ -17,7 +17,7 @@ from frcunet.callbacks import AtomicBestCheckpoint
 from frcunet.data.prepare import prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
 from frcunet.errors import UserError
-from frcunet.train import TrainConfig, train
+from frcunet.training import TrainConfig, train
 
 TINY = {"width": 0.125, "middle_units": 1}
 TINY_FLAGS = ["--model", "frcunet-lite", "--width", 0.125, "--middle-units", 1]

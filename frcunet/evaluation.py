@@ -62,7 +62,7 @@ def _score(truth, probabilities, threshold):
 def _score_native(entries, probabilities, threshold, progress):
     """Scores each prediction, resized to its original size, against the original mask file."""
     from frcunet.data.imaging import read_mask
-    from frcunet.predict import resize_probabilities
+    from frcunet.prediction import resize_probabilities
 
     counts = PooledCounts(threshold)
     rows = {key: [] for key in PER_IMAGE_KEYS}
@@ -118,7 +118,7 @@ def _write_per_image(path, ids, per_image):
 
 
 def _write_masks(folder, ids, probabilities, original_sizes, threshold, progress):
-    from frcunet.predict import resize_probabilities, save_mask_png
+    from frcunet.prediction import resize_probabilities, save_mask_png
 
     folder.mkdir()
     for i, image_id in enumerate(tqdm(ids, desc="writing masks", unit="mask", disable=not progress,
@@ -142,7 +142,7 @@ def _case_figure(path, ids, images, truth, probabilities, per_image, threshold, 
 def evaluate(config):
     """Evaluates as `config` says; returns (metrics dict, output folder)."""
     from frcunet.plots import plot_precision_recall, plot_roc
-    from frcunet.predict import predict_batches, resize_images, resize_probabilities
+    from frcunet.prediction import predict_batches, resize_images, resize_probabilities
     from frcunet.runs import load_run_model
 
     run = Path(config.run or Path("weights") / f"{Path(config.data).name}_frcunet")

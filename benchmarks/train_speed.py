@@ -1,0 +1,69 @@
+"""Training throughput: images per second of a few training steps, with ratios in the same run.
+
+    python benchmarks/train_speed.py [--size 256 256] [--batch 4] [--steps 3]
+
+Measures frcunet-lite and unet (float32 and mixed_bfloat16), and frcunet with
+and without its frequency block (pyramid, gate and fusion), so the block's cost
+is a ratio measured in one process. Each case: one warm-up step (tracing), then
+`--steps` timed steps on random data.
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+from frcunet.models import build_model
+
+CASES = [
+    ("unet", {}, "float32"),
+    ("unet", {}, "mixed_bfloat16"),
+    ("frcunet-lite", {}, "float32"),
+    ("frcunet-lite", {}, "mixed_bfloat16"),
+    ("frcunet", {"frequency_block": False}, "float32"),
+    ("frcunet", {}, "float32"),
+]
+
+
+def images_per_second(name, overrides, precision, size, batch, steps):
+    keras.backend.clear_session()
+    keras.config.set_dtype_policy(precision)
+    model = build_model(name, (*size, 3), **overrides)
+    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, *size, 3)).astype(np.float32)
+    masks = (rng.random((batch, *size, 1)) > 0.7).astype(np.float32)
+    model.train_on_batch(images, masks)  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(images, masks)
+    seconds = (time.perf_counter() - start) / steps
+    keras.config.set_dtype_policy("float32")
+    return model.count_params(), batch / seconds
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", nargs=2, type=int, default=(256, 256))
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=3)
+    args = parser.parse_args()
+    print(f"backend {keras.backend.backend()}, batch {args.batch} at {args.size[0]}x{args.size[1]}, "
+          f"{args.steps} timed steps after one warm-up\n")
+    print("| model | precision | parameters | train images/s | ratio |\n| --- | --- | --- | --- | --- |")
+    results = {}
+    for name, overrides, precision in CASES:
+        parameters, speed = images_per_second(name, overrides, precision, args.size, args.batch, args.steps)
+        label = name + (" without frequency block" if overrides else "")
+        results[(label, precision)] = speed
+        baseline = results.get((label, "float32"), speed)
+        ratio = f"{speed / baseline:.2f} x float32" if precision != "float32" else "1.00"
+        if label == "frcunet":
+            without = results[("frcunet without frequency block", "float32")]
+            ratio = f"step time {without / speed:.3f} x without block"
+        print(f"| {label} | {precision} | {parameters:,} | {speed:.2f} | {ratio} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""The notebook API: `import frcunet` and call the steps with arrays and folders."""
+
+import numpy as np
+import pytest
+
+import frcunet
+from conftest import run_python
+
+pytestmark = pytest.mark.agnostic
+
+
+def test_api_runs_the_whole_job_on_synthetic_data(tmp_path):
+    from frcunet.data.synthetic import write_synthetic_isic
+
+    write_synthetic_isic(tmp_path / "syn", 20, seed=4, size=(48, 64), progress=False)
+    manifest = frcunet.prepare("isic2018", tmp_path / "syn", tmp_path / "prepared", (32, 32),
+                               split=(0.5, 0.25, 0.25), workers=1, progress=False)
+    assert manifest["counts"]["train"] == 10
+    run = frcunet.train(tmp_path / "prepared", tmp_path / "run", "frcunet-lite", epochs=1, batch_size=5,
+                        model_options={"width": 0.125, "middle_units": 1}, verbose=0)
+    metrics = frcunet.evaluate(run, tmp_path / "prepared", tmp_path / "out", progress=False)
+    assert set(metrics["pooled"]) >= {"f1", "js", "auc_roc"}
+    image = np.zeros((40, 52, 3), np.uint8)
+    probability = frcunet.predict(run, image)
+    assert probability.shape == (40, 52) and probability.dtype == np.float32
+    masks = frcunet.predict(frcunet.load_model(run), [image, image[:20]], threshold=0.5)
+    assert [m.shape for m in masks] == [(40, 52), (20, 52)] and masks[0].dtype == bool
+    assert frcunet.thresholded_jaccard([0.7]) == pytest.approx(0.7)
+
+
+def test_keras_file_loads_in_a_fresh_process_with_plain_keras(tmp_path):
+    model = frcunet.build_model("frcunet-lite", (32, 32, 3), width=0.125, middle_units=1)
+    model.save(tmp_path / "model.keras")
+    images = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype("float32")
+    np.save(tmp_path / "expected.npy", model.predict(images, verbose=0))
+    np.save(tmp_path / "images.npy", images)
+    done = run_python(
+        "import numpy as np, keras, frcunet.models\n"
+        f"model = keras.saving.load_model(r'{tmp_path / 'model.keras'}')\n"
+        f"got = model.predict(np.load(r'{tmp_path / 'images.npy'}'), verbose=0)\n"
+        f"np.testing.assert_allclose(got, np.load(r'{tmp_path / 'expected.npy'}'), atol=1e-5)\n"
+        "print('ok')\n"
+    )
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_importing_the_package_does_not_load_the_backend():
+    done = run_python("import sys, frcunet, frcunet.cli, frcunet.data.prepare; print('keras' in sys.modules)")
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
