@@ -259,6 +259,82 @@ def _run_demo(args):
     run_demo(DemoConfig(args.folder, args.pairs, tuple(args.size), args.epochs, args.seed))
 
 
+def _add_export(subparsers):
+    parser = subparsers.add_parser(
+        "export", help="export a run's best model for serving (SavedModel or .keras)",
+        description="savedmodel: a TensorFlow SavedModel whose 'serve' signature takes uint8 RGB images "
+        "(N, H, W, 3) and returns probabilities (N, H, W, 1). keras: a standalone model.keras.",
+    )
+    parser.add_argument("--run", required=True, help="run folder with config.json and best.weights.h5")
+    parser.add_argument("--format", choices=("savedmodel", "keras"), default="savedmodel")
+    parser.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
+    parser.set_defaults(run_command=_run_export)
+
+
+def _run_export(args):
+    from frcunet.export import export_run
+
+    print(f"wrote {export_run(args.run, args.format, args.out)}")
+
+
+def _add_download(subparsers):
+    parser = subparsers.add_parser(
+        "download", help="fetch and extract a dataset's official archives (resumable)",
+        description="Download the official training archives of a dataset, resuming interrupted transfers, "
+        "verify them, and extract them into the layout the Prepare scripts read. Mirrors: --url NAME=URL, "
+        "or FRCUNET_MIRROR=BASE_URL (files fetched as BASE_URL/NAME).",
+    )
+    parser.add_argument("dataset", choices=("isic2018", "isic2017", "ph2"))
+    parser.add_argument("--to", help="folder to extract into (default: dataset_isic18/, dataset_isic17/, dataset_ph2/)")
+    parser.add_argument("--url", action="append", default=[], metavar="NAME=URL", help="mirror for one archive")
+    parser.add_argument("--delete-archives", action="store_true", help="remove the archives after extraction")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run_command=_run_download)
+
+
+def _run_download(args):
+    from frcunet.data.sources import SOURCES
+    from frcunet.download import download_dataset
+
+    overrides = {}
+    for item in args.url:
+        if "=" not in item:
+            raise UserError(f"--url takes NAME=URL, got {item!r}")
+        name, url = item.split("=", 1)
+        overrides[name] = url
+    to = args.to or SOURCES[args.dataset].default_dir
+    entries = download_dataset(args.dataset, to, overrides, not args.delete_archives, progress=not args.quiet)
+    print(f"{args.dataset} is in {to}: {', '.join(entries)}")
+
+
+def _add_compare(subparsers):
+    parser = subparsers.add_parser(
+        "compare", help="train and evaluate several models with one budget; one markdown table",
+        description="Train each model on the same prepared split with the same settings, evaluate it on the same "
+        "test split, and write comparison.md (paper columns, per-image Dice/IoU/HD95, ISIC thresholded "
+        "Jaccard, parameters, minutes, images/s). Budgets: cpu (frcunet-lite against unet and "
+        "attention-unet of similar size) and paper (full models, 100 epochs; for a GPU).",
+    )
+    parser.add_argument("--data", required=True, help="prepared folder to train and test on")
+    parser.add_argument("--out", default="output/compare")
+    parser.add_argument("--budget", choices=("cpu", "paper"), default="cpu")
+    parser.add_argument("--models", nargs="+", help="subset of the budget's models (or other registry names)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transfer", help="prepared folder whose test split each model is also scored on, untuned")
+    parser.add_argument("--finetune", help="prepared folder to fine-tune each model on (from its weights) and score")
+    parser.add_argument("--epochs", type=int, default=0, help="override the budget's epoch count")
+    parser.set_defaults(run_command=_run_compare)
+
+
+def _run_compare(args):
+    from frcunet.compare import CompareConfig, run_comparison
+
+    report = run_comparison(CompareConfig(args.data, args.out, args.budget, args.models or [], args.seed,
+                                          args.transfer or "", args.finetune or "", args.epochs))
+    print(report.read_text())
+    print(f"written to {report}")
+
+
 def make_parser():
     parser = argparse.ArgumentParser(prog="frcunet", description="FRCU-Net skin lesion segmentation.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -269,6 +345,9 @@ def make_parser():
     _add_evaluate(subparsers)
     _add_predict(subparsers)
     _add_demo(subparsers)
+    _add_export(subparsers)
+    _add_download(subparsers)
+    _add_compare(subparsers)
     return parser
 
 

@@ -51,7 +51,7 @@ def ratio_split(ids, fractions, seed=0):
     n = len(ids)
     train = int(round(fractions[0] * n))
     val = int(round(fractions[1] * n))
-    if train == 0 or train + val > n:
+    if train + val > n or (train == 0 and fractions[0] > 0):
         raise UserError(f"{n} pairs are too few for the split {fractions}")
     return _cut(_shuffled(sorted(ids), seed), (train, val, n - train - val))
 
