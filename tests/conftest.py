@@ -51,3 +51,27 @@ def shared_data():
             pytest.fail(f"{SHARED_DATA} is missing; CI must run the real-data tests")
         pytest.skip(f"{SHARED_DATA} not present")
     return SHARED_DATA
+
+
+TINY_LITE = {"width": 0.125, "middle_units": 1}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """One short training shared by the evaluation, export and fine-tuning tests.
+
+    Synthetic ISIC data (48x64 originals) prepared at 32x32, 12/6/6 pairs; a
+    narrow frcunet-lite trained for one epoch. Returns the folder holding
+    `syn/` (the download), `prepared/` and `run/`.
+    """
+    from frcunet.data.prepare import prepare_dataset
+    from frcunet.data.synthetic import write_synthetic_isic
+    from frcunet.training import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    write_synthetic_isic(root / "syn", 24, seed=9, size=(48, 64), progress=False)
+    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
+                    progress=False)
+    train(TrainConfig(data=str(root / "prepared"), run=str(root / "run"), model="frcunet-lite",
+                      model_options=TINY_LITE, epochs=1, batch_size=6, lr=1e-3, verbose=0))
+    return root

@@ -9,26 +9,16 @@ from PIL import Image
 
 from conftest import run_cli
 from frcunet.data.prepare import prepare_dataset
-from frcunet.data.synthetic import write_synthetic_isic
 from frcunet.errors import UserError
 from frcunet.evaluation import EvaluateConfig, evaluate
 from frcunet.prediction import predict_arrays, predict_files
-from frcunet.training import TrainConfig, train
 
-TINY = {"width": 0.125, "middle_units": 1}
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A one-epoch tiny run on synthetic data prepared at 32x32 from 48x64 originals."""
-    root = tmp_path_factory.mktemp("eval")
-    write_synthetic_isic(root / "syn", 24, seed=9, size=(48, 64), progress=False)
-    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
-    train(TrainConfig(data=str(root / "prepared"), run=str(root / "run"), model="frcunet-lite", model_options=TINY,
-                      epochs=1, batch_size=6, lr=1e-3, verbose=0))
-    return root
+def trained(tiny_run):
+    return tiny_run
 
 
 @pytest.mark.agnostic

@@ -4,20 +4,11 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, run_python
-from frcunet.data.prepare import prepare_dataset
-from frcunet.data.synthetic import write_synthetic_isic
-from frcunet.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("export")
-    write_synthetic_isic(root / "syn", 12, seed=2, size=(32, 32), progress=False)
-    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
-    train(TrainConfig(data=str(root / "prepared"), run=str(root / "run"), model="frcunet-lite",
-                      model_options={"width": 0.125, "middle_units": 1}, epochs=1, batch_size=6, verbose=0))
-    return root / "run"
+def run(tiny_run):
+    return tiny_run / "run"
 
 
 def test_saved_model_serves_uint8_images_like_the_keras_model(run, tmp_path):

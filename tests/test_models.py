@@ -41,7 +41,7 @@ def test_lite_fits_a_cpu_and_its_size_is_overridable():
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-@pytest.mark.parametrize("size", [(32, 32), (48, 32), (32, 64)])
+@pytest.mark.parametrize("size", [(48, 32), (32, 64)])
 def test_every_model_maps_images_to_probabilities(name, size):
     model = build_model(name, (*size, 3), **SMALL[name])
     probabilities = model.predict(_images(2, *size), verbose=0)

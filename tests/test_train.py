@@ -100,9 +100,8 @@ def _config(prepared, run, **changes):
     return TrainConfig(**settings)
 
 
-def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tmp_path):
-    source = tmp_path / "isic"
-    train(_config(prepared, source))
+def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tiny_run, tmp_path):
+    source = tiny_run / "run"
     # lr 1e-9: one epoch barely moves the trainable weights (batch-norm statistics move regardless),
     # so they must have started from the source run's.
     tuned = run_cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
@@ -125,7 +124,7 @@ def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tmp_p
         train(_config(prepared, tmp_path / "u2", model_options={}, init_weights=str(tmp_path / "loose.weights.h5")))
 
 
-def test_training_input_mistakes_are_one_line_errors(prepared, tmp_path):
+def test_training_input_mistakes_are_one_line_errors(prepared, tiny_run, tmp_path):
     missing = run_cli("train", "--data", tmp_path / "data" / "isic2018", "--model", "frcunet-lite")
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
@@ -135,9 +134,8 @@ def test_training_input_mistakes_are_one_line_errors(prepared, tmp_path):
         train(_config(prepared, tmp_path / "r", size=(64, 64)))
     with pytest.raises(UserError, match="--lr positive"):
         train(_config(prepared, tmp_path / "r", lr=0))
-    train(_config(prepared, tmp_path / "r2", batch_size=16))
-    with pytest.raises(UserError, match=r"other settings \(batch_size\)"):
-        train(_config(prepared, tmp_path / "r2", epochs=2))
+    with pytest.raises(UserError, match=r"other settings \(data_manifest_sha1, batch_size\)"):
+        train(_config(prepared, tiny_run / "run", epochs=2))
 
 
 def test_diverging_loss_stops_with_a_clear_message(prepared, tmp_path):
@@ -164,7 +162,7 @@ def _loss_falls(run):
 
 
 def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
-    done = run_cli("train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 3,
+    done = run_cli("train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 2,
                    "--batch-size", 8, "--lr", 1e-3, "--distribute", "data-parallel", "--cpu-replicas", 2, "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "data-parallel over 2 replicas, 4 images each per step" in done.stdout
@@ -173,7 +171,7 @@ def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
 
 def test_data_parallel_on_two_jax_cpu_devices(prepared, tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    args = ["train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 3, "--batch-size", 8,
+    args = ["train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 2, "--batch-size", 8,
             "--lr", 1e-3, "--distribute", "data-parallel", "--quiet"]
     done = subprocess.run([sys.executable, "-m", "frcunet", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=600)
