@@ -1,6 +1,6 @@
 """Training throughput: images per second of a few training steps, with ratios in the same run.
 
-    python benchmarks/train_speed.py [--size 256 256] [--batch 4] [--steps 3]
+    python benchmarks/train_speed.py [--size 256 256] [--batch 4] [--steps 3] [--only frcunet]
 
 Measures frcunet-lite and unet (float32 and mixed_bfloat16), and frcunet with
 and without its frequency block (pyramid, gate and fusion), so the block's cost
@@ -48,12 +48,15 @@ def main():
     parser.add_argument("--size", nargs=2, type=int, default=(256, 256))
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--only", help="measure only the cases of this model name (e.g. frcunet)")
     args = parser.parse_args()
     print(f"backend {keras.backend.backend()}, batch {args.batch} at {args.size[0]}x{args.size[1]}, "
           f"{args.steps} timed steps after one warm-up\n")
     print("| model | precision | parameters | train images/s | ratio |\n| --- | --- | --- | --- | --- |")
     results = {}
     for name, overrides, precision in CASES:
+        if args.only and name != args.only:
+            continue
         parameters, speed = images_per_second(name, overrides, precision, args.size, args.batch, args.steps)
         label = name + (" without frequency block" if overrides else "")
         results[(label, precision)] = speed

@@ -37,22 +37,25 @@ def _repeat_edges(x, count, axis):
     return ops.concatenate([first, x, last], axis=axis)
 
 
-def _depthwise_blur(x, kernel_2d, padding_mode):
-    """Blur every channel of NHWC `x` with the same 2-D kernel.
+def _depthwise_blur(x, kernel_1d, padding_mode):
+    """Blur every channel of NHWC `x` with the separable Gaussian outer(kernel_1d, kernel_1d).
 
+    Two 1-D passes (columns, then rows) cost 2k instead of k*k multiplies per
+    pixel and give the same result as the 2-D kernel, zero padding included.
     padding_mode "zeros" is what the reference's `padding="same"` conv did;
     "edge" repeats the border pixels, so a constant map stays constant and
     maps smaller than the kernel (1x1 at the pyramid's top) still work.
     """
     channels = x.shape[-1]
-    kernel = np.repeat(kernel_2d[:, :, None, None], channels, axis=2)
-    kernel = ops.convert_to_tensor(kernel, dtype=x.dtype)
+    taps = np.asarray(kernel_1d, dtype=np.float64)
+    along_height = ops.convert_to_tensor(np.tile(taps[:, None, None, None], (1, 1, channels, 1)), dtype=x.dtype)
+    along_width = ops.convert_to_tensor(np.tile(taps[None, :, None, None], (1, 1, channels, 1)), dtype=x.dtype)
     if padding_mode == "zeros":
-        return ops.depthwise_conv(x, kernel, strides=1, padding="same")
-    half = kernel_2d.shape[0] // 2
-    x = _repeat_edges(x, half, axis=1)
-    x = _repeat_edges(x, half, axis=2)
-    return ops.depthwise_conv(x, kernel, strides=1, padding="valid")
+        x = ops.depthwise_conv(x, along_height, strides=1, padding="same")
+        return ops.depthwise_conv(x, along_width, strides=1, padding="same")
+    half = len(taps) // 2
+    x = ops.depthwise_conv(_repeat_edges(x, half, axis=1), along_height, strides=1, padding="valid")
+    return ops.depthwise_conv(_repeat_edges(x, half, axis=2), along_width, strides=1, padding="valid")
 
 
 @keras.saving.register_keras_serializable(package="frcunet")
@@ -98,8 +101,8 @@ class LaplacianPyramid(layers.Layer):
         self.mode = mode
         self.kernel_sizes = kernel_sizes
         self.sigmas = sigmas
-        self.kernels = [gaussian_kernel_2d(k, s) for k, s in zip(kernel_sizes, sigmas)]
-        self.level_kernel = gaussian_kernel_2d(5, 1.0)
+        self.kernels = [gaussian_kernel_1d(k, s) for k, s in zip(kernel_sizes, sigmas)]
+        self.level_kernel = gaussian_kernel_1d(5, 1.0)
 
     @property
     def num_bands(self):
