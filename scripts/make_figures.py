@@ -68,17 +68,21 @@ def bands_figure(run, data, path, index):
     probe = keras.Model(model.input, pyramid.output)
     bands = [keras.ops.convert_to_numpy(b) for b in probe(image)]
     gates = [keras.ops.convert_to_numpy(g)[0] for g in recalibration.gates(bands)]
-    figure, axes = plt.subplots(1, len(bands) + 1, figsize=(3 * (len(bands) + 1), 3.3))
-    axes[0].imshow(image[0].astype(np.uint8))
-    axes[0].set_title("test image", fontsize=9)
-    for axis, band, gate, name in zip(axes[1:], bands, gates, ["L0 = x", "L1", "L2", "L3", "L4"]):
-        energy = np.abs(band[0]).mean(axis=-1)
-        axis.imshow(energy, cmap="magma")
-        axis.set_title(f"{name}: mean |band|\nmean gate {gate.mean():.3f}", fontsize=9)
-    for axis in axes:
+    figure, axes = plt.subplots(2, len(bands) + 1, figsize=(3 * (len(bands) + 1), 5.8),
+                                gridspec_kw={"height_ratios": [3, 1.4]})
+    axes[0, 0].imshow(image[0].astype(np.uint8))
+    axes[0, 0].set_title("test image", fontsize=9)
+    for column, (band, gate, name) in enumerate(zip(bands, gates, ["L0 = x", "L1", "L2", "L3", "L4"]), start=1):
+        axes[0, column].imshow(np.abs(band[0]).mean(axis=-1), cmap="magma")
+        axes[0, column].set_title(f"{name}: mean |band| over channels", fontsize=9)
+        axes[1, column].bar(np.arange(gate.size), np.sort(gate)[::-1], width=1.0, color="#fd8d3c")
+        axes[1, column].set(ylim=(0, 1), xticks=[])
+        axes[1, column].set_title(f"gates sorted: mean {gate.mean():.3f}, sd {gate.std():.3f}", fontsize=8)
+    for axis in axes[0]:
         axis.axis("off")
-    figure.suptitle(f"Bottleneck bands of {config['model']} ({Path(run).name}), {image.shape[1]}x{image.shape[2]} "
-                    "input", fontsize=10)
+    axes[1, 0].axis("off")
+    figure.suptitle(f"Bottleneck bands of {config['model']} ({Path(run).name}) for a {image.shape[1]}x{image.shape[2]} "
+                    "test image, and each band's channel gates", fontsize=10)
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
 
