@@ -10,6 +10,9 @@ import sys
 from frcunet.errors import UserError
 
 EXIT_USER_ERROR = 2
+# The registry's names, spelled out so that building the parser does not import Keras (a test keeps
+# them equal to frcunet.models.MODELS).
+MODEL_NAMES = ("frcunet", "frcunet-lite", "unet", "attention-unet")
 
 
 def _add_build(subparsers):
@@ -19,9 +22,7 @@ def _add_build(subparsers):
         "the Xception encoder is initialised from a DeepLabv3+ weight file (a path, or the public file's name "
         "to fetch it into the Keras cache). With --out the model is saved as .keras.",
     )
-    from frcunet.models import MODELS
-
-    parser.add_argument("--model", choices=sorted(MODELS), default="frcunet")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256))
     parser.add_argument("--pyramid", choices=("reference", "multiscale"), help="frcunet models only")
     parser.add_argument("--backbone-weights", metavar="PATH_OR_NAME")
@@ -109,8 +110,6 @@ def _run_synth(args):
 
 
 def _add_train(subparsers):
-    from frcunet.models import MODELS
-
     parser = subparsers.add_parser(
         "train", help="train a model on a prepared folder (resumable)",
         description="Train a registry model on a prepared split folder into a run folder. Defaults are the "
@@ -120,7 +119,7 @@ def _add_train(subparsers):
     )
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_<model>)")
-    parser.add_argument("--model", choices=list(MODELS), default="frcunet")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
     parser.add_argument("--pyramid", choices=("reference", "multiscale"), help="frcunet models: pyramid kind")
     parser.add_argument("--width", type=float, help="frcunet models: channel width multiplier")
     parser.add_argument("--middle-units", type=int, help="frcunet models: Xception middle-flow units")

@@ -112,9 +112,13 @@ def _write_report(out, config, budget, sections, library_versions, commit):
 
     lines = [f"# Comparison on {config.data} ({config.budget} budget)", "", HEADER, *sections["main"], ""]
     if sections["transfer"] or sections["finetune"]:
-        target = config.finetune or config.transfer
-        lines += [f"Transfer to {target} (test split; trained only on {config.data} above, or fine-tuned):", "",
-                  HEADER, *sections["transfer"], *sections["finetune"], ""]
+        described = []
+        if config.transfer:
+            described.append(f"no fine-tuning: the test split of {config.transfer}, models trained on {config.data}")
+        if config.finetune:
+            described.append(f"fine-tuned: trained on {config.finetune} from those weights, scored on its test split")
+        lines += ["Transfer (" + "; ".join(described) + "):", "", HEADER, *sections["transfer"],
+                  *sections["finetune"], ""]
     lines += [
         "Pooled F1..JS over all test pixels at threshold 0.5 (JS = true Jaccard); /img = per-image means.",
         f"Training settings: {json.dumps(budget['train'])}; fine-tuning: {json.dumps(budget['finetune'])}.",

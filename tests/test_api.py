@@ -47,3 +47,12 @@ def test_keras_file_loads_in_a_fresh_process_with_plain_keras(tmp_path):
 def test_importing_the_package_does_not_load_the_backend():
     done = run_python("import sys, frcunet, frcunet.cli, frcunet.data.prepare; print('keras' in sys.modules)")
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
+
+
+def test_the_command_line_knows_every_registry_model_without_importing_keras():
+    from frcunet.cli import MODEL_NAMES
+    from frcunet.models import MODELS
+
+    assert set(MODEL_NAMES) == set(MODELS)
+    done = run_python("import sys\nfrom frcunet.cli import make_parser\nmake_parser()\nprint('keras' in sys.modules)")
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
