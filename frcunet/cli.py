@@ -173,6 +173,11 @@ def _run_train(args):
     print(f"run folder: {run} (best.weights.h5, model.keras, config.json, history.csv)")
 
 
+def _check_threshold(threshold):
+    if not 0 < threshold < 1:
+        raise UserError("--threshold must lie between 0 and 1")
+
+
 def _add_evaluate(subparsers):
     parser = subparsers.add_parser(
         "evaluate", help="score a run's best model on a prepared test split",
@@ -197,8 +202,7 @@ def _add_evaluate(subparsers):
 def _run_evaluate(args):
     from frcunet.evaluation import EvaluateConfig, evaluate
 
-    if not 0 < args.threshold < 1:
-        raise UserError("--threshold must lie between 0 and 1")
+    _check_threshold(args.threshold)
     _, out = evaluate(EvaluateConfig(run=args.run or "", data=args.data, out=args.out or "", threshold=args.threshold,
                                      tta=args.tta, native=args.native, resize=args.resize,
                                      batch_size=args.batch_size, progress=not args.quiet))
@@ -226,8 +230,7 @@ def _add_predict(subparsers):
 def _run_predict(args):
     from frcunet.prediction import predict_files
 
-    if not 0 < args.threshold < 1:
-        raise UserError("--threshold must lie between 0 and 1")
+    _check_threshold(args.threshold)
     written, failed = predict_files(args.run, args.input, args.out, args.threshold, args.probabilities, args.tta,
                                     args.batch_size, progress=not args.quiet)
     print(f"wrote {written} masks to {args.out}")
