@@ -12,7 +12,7 @@ from keras import layers
 from frcunet.backbones import aligned_xception, scaled
 from frcunet.errors import UserError
 from frcunet.frequency_attention import PYRAMID_MODES, FrequencyRecalibration, LaplacianPyramid
-from frcunet.preprocessing import MinMaxNormalization
+from frcunet.preprocessing import normalization_layer
 
 SIZE_MULTIPLE = 16
 
@@ -38,20 +38,27 @@ def check_input_shape(input_shape):
     return int(height), int(width), int(channels)
 
 
-def _conv(x, filters, kernel_size, name, activation="relu"):
-    """The decoder's conv: bias, he_normal, same padding, no BN (as released)."""
-    return layers.Conv2D(
-        filters, kernel_size, padding="same", activation=activation, kernel_initializer="he_normal", name=name
-    )(x)
+def _conv(x, filters, kernel_size, name, activation="relu", batch_norm=False):
+    """The decoder's conv: bias, he_normal, same padding, no BN (as released).
+
+    With `batch_norm` (not in the release) the conv drops its bias and a BN sits before the ReLU: the
+    un-normalised decoder trains slowly at the learning rates a short CPU budget needs.
+    """
+    x = layers.Conv2D(filters, kernel_size, padding="same", use_bias=not batch_norm,
+                      activation=None if batch_norm else activation, kernel_initializer="he_normal", name=name)(x)
+    if batch_norm:
+        x = layers.BatchNormalization(name=f"{name}_BN")(x)
+        x = layers.Activation(activation, name=f"{name}_relu")(x)
+    return x
 
 
-def _up_and_merge(x, skip, filters, name, merge_convs=2):
+def _up_and_merge(x, skip, filters, name, merge_convs=2, batch_norm=False):
     """Nearest x2 upsampling, a 2x2 conv, concat with the skip, 3x3 convs."""
     x = layers.UpSampling2D(2, name=f"{name}_up")(x)
-    x = _conv(x, filters, 2, f"{name}_upconv")
+    x = _conv(x, filters, 2, f"{name}_upconv", batch_norm=batch_norm)
     x = layers.Concatenate(name=f"{name}_concat")([x, skip])
     for i in range(merge_convs):
-        x = _conv(x, filters, 3, f"{name}_conv{i + 1}")
+        x = _conv(x, filters, 3, f"{name}_conv{i + 1}", batch_norm=batch_norm)
     return x
 
 
@@ -69,6 +76,8 @@ def build_frcunet(
     frequency_block=True,
     dropout=0.1,
     squeeze_units=32,
+    normalization="minmax",
+    decoder_bn=False,
     name="frcunet",
 ):
     """FRCU-Net as released: aligned Xception-65 encoder, frequency block, U-Net decoder.
@@ -80,6 +89,8 @@ def build_frcunet(
         frequency_block: False removes the pyramid and gate (for ablations).
         dropout: after the bottleneck block (0.1 in the paper).
         squeeze_units: width of the gate's MLP bottleneck (32 in the paper).
+        normalization: "minmax" (per image, as released) or "fixed" (x / 127.5 - 1).
+        decoder_bn: batch norm after every decoder conv (the release has none there).
     """
     check_input_shape(input_shape)
     if pyramid not in PYRAMID_MODES:
@@ -87,7 +98,7 @@ def build_frcunet(
     w = lambda f: scaled(f, width)  # noqa: E731
 
     images = keras.Input(input_shape, name="images")
-    features = aligned_xception(MinMaxNormalization(name="normalize")(images), width, middle_units)
+    features = aligned_xception(normalization_layer(normalization)(images), width, middle_units)
 
     x = features.deep
     for filters, conv_name in ((1024, "reduce_1"), (512, "reduce_2")):
@@ -101,20 +112,21 @@ def build_frcunet(
         x = FrequencyRecalibration(w(256), squeeze_units=scaled(squeeze_units, width), name="frequency_recalibration")(
             bands
         )
-    x = _conv(x, w(256), 3, "bottleneck_conv1")
-    x = _conv(x, w(256), 3, "bottleneck_conv2")
+    bn = decoder_bn
+    x = _conv(x, w(256), 3, "bottleneck_conv1", batch_norm=bn)
+    x = _conv(x, w(256), 3, "bottleneck_conv2", batch_norm=bn)
     x = layers.BatchNormalization(name="bottleneck_BN")(x)
     x = layers.Activation("relu", name="bottleneck_relu")(x)
     x = layers.Dropout(dropout, name="bottleneck_dropout")(x)
 
-    x = _up_and_merge(x, features.skip_eighth, w(256), "decoder_1_8")
-    x = _up_and_merge(x, features.skip_quarter, w(256), "decoder_1_4")
-    x = _up_and_merge(x, features.skip_half, w(128), "decoder_1_2", merge_convs=1)
+    x = _up_and_merge(x, features.skip_eighth, w(256), "decoder_1_8", batch_norm=bn)
+    x = _up_and_merge(x, features.skip_quarter, w(256), "decoder_1_4", batch_norm=bn)
+    x = _up_and_merge(x, features.skip_half, w(128), "decoder_1_2", merge_convs=1, batch_norm=bn)
     x = layers.UpSampling2D(2, name="decoder_full_up")(x)
-    x = _conv(x, w(128), 3, "decoder_full_conv")
-    x = _conv(x, w(64), 3, "head_conv1")
-    x = _conv(x, w(64), 3, "head_conv2")
-    x = _conv(x, 2, 3, "head_conv3")
+    x = _conv(x, w(128), 3, "decoder_full_conv", batch_norm=bn)
+    x = _conv(x, w(64), 3, "head_conv1", batch_norm=bn)
+    x = _conv(x, w(64), 3, "head_conv2", batch_norm=bn)
+    x = _conv(x, 2, 3, "head_conv3", batch_norm=bn)
     return keras.Model(images, _probability_head(x), name=name)
 
 
@@ -143,12 +155,12 @@ def _attention_gate(skip, gating, filters, name):
     return layers.Multiply(name=f"{name}_gated")([skip, alpha])
 
 
-def _build_unet_family(input_shape, base_filters, depth, attention, name):
+def _build_unet_family(input_shape, base_filters, depth, attention, name, normalization="minmax"):
     check_input_shape(input_shape)
     if not 1 <= depth <= 4:
         raise ValueError(f"depth must be 1..4 (inputs are multiples of 16), got {depth}")
     images = keras.Input(input_shape, name="images")
-    x = MinMaxNormalization(name="normalize")(images)
+    x = normalization_layer(normalization)(images)
     skips = []
     for level in range(depth):
         x = _conv_bn_relu(x, base_filters * 2**level, f"encoder_{level}")
@@ -166,14 +178,17 @@ def _build_unet_family(input_shape, base_filters, depth, attention, name):
     return keras.Model(images, _probability_head(x), name=name)
 
 
-def build_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, name="unet"):
+def build_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, normalization="minmax", name="unet"):
     """Ronneberger's U-Net with batch norm; base_filters=64, depth=4 is the classic size."""
-    return _build_unet_family(input_shape, base_filters, depth, attention=False, name=name)
+    return _build_unet_family(input_shape, base_filters, depth, attention=False, name=name,
+                              normalization=normalization)
 
 
-def build_attention_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, name="attention_unet"):
+def build_attention_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, normalization="minmax",
+                         name="attention_unet"):
     """U-Net whose skips pass through Oktay et al.'s additive attention gates."""
-    return _build_unet_family(input_shape, base_filters, depth, attention=True, name=name)
+    return _build_unet_family(input_shape, base_filters, depth, attention=True, name=name,
+                              normalization=normalization)
 
 
 MODELS = {

@@ -18,6 +18,7 @@ class MinMaxNormalization(layers.Layer):
         low, high: the output range.
 
     Example:
+    >>> import numpy as np
     >>> y = MinMaxNormalization()(np.array([[[[0, 128, 255]]]], "float32"))
     >>> [round(float(v), 3) for v in np.ravel(y)]
     [-1.0, 0.004, 1.0]
@@ -42,3 +43,46 @@ class MinMaxNormalization(layers.Layer):
         config = super().get_config()
         config.update({"low": self.low, "high": self.high})
         return config
+
+
+@keras.saving.register_keras_serializable(package="frcunet")
+class FixedScaling(layers.Layer):
+    """Maps 0..255 to [low, high] with the same constants for every image.
+
+    Unlike the reference's per-image min-max, dark vignette corners and hair
+    do not stretch the contrast of the lesion, and brightness and contrast
+    augmentation survive it.
+
+    Args:
+        low, high: the output range for inputs 0 and 255.
+
+    Example:
+    >>> import numpy as np
+    >>> y = FixedScaling()(np.array([[[[0, 51, 255]]]], "float32"))
+    >>> [round(float(v), 3) for v in np.ravel(y)]
+    [-1.0, -0.6, 1.0]
+    """
+
+    def __init__(self, low=-1.0, high=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.low = float(low)
+        self.high = float(high)
+
+    def call(self, images):
+        images = ops.cast(images, self.compute_dtype)
+        return self.low + (self.high - self.low) / 255.0 * images
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"low": self.low, "high": self.high})
+        return config
+
+
+NORMALIZATIONS = {"minmax": MinMaxNormalization, "fixed": FixedScaling}
+
+
+def normalization_layer(kind):
+    """The input layer for `kind`: "minmax" (the reference's per-image scaling) or "fixed" (x / 127.5 - 1)."""
+    if kind not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {kind!r}")
+    return NORMALIZATIONS[kind](name="normalize")

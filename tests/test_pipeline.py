@@ -47,11 +47,15 @@ def test_augmentation_moves_image_and_mask_together(tmp_path):
     folder = write_prepared(tmp_path / "p", n=8, size=(32, 32))
     batches = SegmentationBatches(folder, "train", batch_size=8, shuffle=True, augment=True, seed=1)
     images, masks = batches[0]
-    original = np.load(folder / "data_train.npy")
-    assert not np.array_equal(np.sort(images.ravel()), np.sort(original.astype(np.float32).ravel()))
-    # The jitter changes brightness a little, not where the red channel is bright.
+    original = np.load(folder / "data_train.npy").astype(np.float32)
+    assert not np.array_equal(images, original)
+    # True means flips and turns: each image's pixels are rearranged, not changed, and the mask moves along.
+    for image, before in zip(images, original):
+        np.testing.assert_array_equal(np.sort(image.ravel()), np.sort(before.ravel()))
     bright = images[..., 0] > 127
     assert (bright == (masks[..., 0] > 0.5)).mean() > 0.9
+    full = SegmentationBatches(folder, "train", batch_size=8, shuffle=True, augment="full", seed=1)[0][0]
+    assert not np.array_equal(np.sort(full[0].ravel()), np.sort(original[0].ravel()))
 
 
 def test_non_square_images_are_only_turned_by_180_degrees():

@@ -15,6 +15,7 @@ import numpy as np
 import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
+from frcunet.data.augmentation import augment_pair, check_augmentation
 from frcunet.errors import UserError
 
 SPLITS = ("train", "val", "test")
@@ -68,49 +69,42 @@ def _max_in_chunks(array, rows=64):
     return max(int(array[i: i + rows].max()) for i in range(0, len(array), rows))
 
 
-def augment_pair(image, mask, rng, square):
-    """Flips, 90-degree turns (180 only when not square) and a small colour jitter, image and mask alike."""
-    if rng.random() < 0.5:
-        image, mask = image[:, ::-1], mask[:, ::-1]
-    if rng.random() < 0.5:
-        image, mask = image[::-1], mask[::-1]
-    turns = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
-    image, mask = np.rot90(image, turns), np.rot90(mask, turns)
-    gain = rng.uniform(0.9, 1.1, size=3).astype(np.float32)  # per-channel colour balance
-    offset = np.float32(rng.uniform(-12, 12))  # brightness
-    image = np.clip(image.astype(np.float32) * gain + offset, 0, 255)
-    return image, mask
-
-
 class SegmentationBatches(keras.utils.PyDataset):
-    """(images, masks) batches of one prepared split for `model.fit` / `predict`.
+    """(images, masks) batches of one prepared split (or several, concatenated) for `model.fit` / `predict`.
 
     Args:
-        folder, split: the prepared folder and "train", "val" or "test".
+        folder: the prepared folder.
+        split: "train", "val" or "test", or a tuple of them to use together (e.g. ("train", "val") to fit
+            a final model on both).
         batch_size: images per batch; the last batch may be smaller.
         shuffle: a new order every epoch, from (seed, epoch).
-        augment: random flips, turns and colour jitter (training only).
+        augment: "none", "flip" or "full" (see `frcunet.data.augmentation`; training only). True means "flip".
         seed: base of every random choice.
         workers, use_multiprocessing: passed to PyDataset.
 
     Yields float32 images (B, H, W, 3) in 0..255 and float32 masks (B, H, W, 1).
     """
 
-    def __init__(self, folder, split, batch_size, shuffle=False, augment=False, seed=0, epoch=0, workers=1,
+    def __init__(self, folder, split, batch_size, shuffle=False, augment="none", seed=0, epoch=0, workers=1,
                  use_multiprocessing=False, **kwargs):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, **kwargs)
-        self.folder, self.split = Path(folder), split
-        self.batch_size, self.shuffle, self.augment, self.seed = int(batch_size), shuffle, augment, int(seed)
+        self.folder = Path(folder)
+        self.splits = (split,) if isinstance(split, str) else tuple(split)
+        self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
+        self.augment = check_augmentation(augment)
         self.epoch = int(epoch)
         self._data = None  # opened lazily, so the object pickles into worker processes
-        self._length = len(open_split(folder, split, check_masks=False))
+        lengths = [len(open_split(folder, name, check_masks=False)) for name in self.splits]
+        self._starts = np.cumsum([0, *lengths])
+        self._length = int(self._starts[-1])
         if self._length == 0:
-            raise UserError(f"the {split} split of {folder} is empty; prepare it with a non-empty {split} share")
+            raise UserError(f"the {' + '.join(self.splits)} split of {folder} is empty; prepare it with a "
+                            f"non-empty share")
 
     @property
     def data(self):
         if self._data is None:
-            self._data = open_split(self.folder, self.split, check_masks=False)
+            self._data = [open_split(self.folder, name, check_masks=False) for name in self.splits]
         return self._data
 
     def __getstate__(self):
@@ -122,20 +116,28 @@ class SegmentationBatches(keras.utils.PyDataset):
         return math.ceil(self._length / self.batch_size)
 
     def order(self):
-        """Row order of the current epoch."""
+        """Row order of the current epoch (rows of several splits are numbered one after the other)."""
         if not self.shuffle:
             return np.arange(self._length)
         return np.random.default_rng([self.seed, self.epoch]).permutation(self._length)
 
+    def _read(self, rows):
+        images, masks = [], []
+        for part, start in enumerate(self._starts[:-1]):
+            local = rows[(rows >= start) & (rows < self._starts[part + 1])] - start
+            if len(local):
+                images.append(self.data[part].images[local])
+                masks.append(self.data[part].masks[local])
+        return np.concatenate(images).astype(np.float32), np.concatenate(masks).astype(np.float32)
+
     def __getitem__(self, index):
         rows = np.sort(self.order()[index * self.batch_size: (index + 1) * self.batch_size])
-        images = self.data.images[rows].astype(np.float32)
-        masks = self.data.masks[rows].astype(np.float32)
-        if self.augment:
+        images, masks = self._read(rows)
+        if self.augment != "none":
             square = images.shape[1] == images.shape[2]
             for k, row in enumerate(rows):
                 rng = np.random.default_rng([self.seed, self.epoch, int(row), 1])
-                images[k], masks[k] = augment_pair(images[k], masks[k], rng, square)
+                images[k], masks[k] = augment_pair(images[k], masks[k], rng, square, self.augment)
         return images, masks[..., None]
 
     def on_epoch_end(self):
