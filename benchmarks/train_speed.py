@@ -16,13 +16,15 @@ import numpy as np
 
 from frcunet.models import build_model
 
+# (label, registry name, overrides, precision)
 CASES = [
-    ("unet", {}, "float32"),
-    ("unet", {}, "mixed_bfloat16"),
-    ("frcunet-lite", {}, "float32"),
-    ("frcunet-lite", {}, "mixed_bfloat16"),
-    ("frcunet", {"frequency_block": False}, "float32"),
-    ("frcunet", {}, "float32"),
+    ("unet", "unet", {}, "float32"),
+    ("unet", "unet", {}, "mixed_bfloat16"),
+    ("frcunet-lite", "frcunet-lite", {}, "float32"),
+    ("frcunet-lite", "frcunet-lite", {}, "mixed_bfloat16"),
+    ("frcunet-lite, cpu recipe network (decoder BN)", "frcunet-lite", {"decoder_bn": True}, "float32"),
+    ("frcunet without frequency block", "frcunet", {"frequency_block": False}, "float32"),
+    ("frcunet", "frcunet", {}, "float32"),
 ]
 
 
@@ -54,14 +56,15 @@ def main():
           f"{args.steps} timed steps after one warm-up\n")
     print("| model | precision | parameters | train images/s | ratio |\n| --- | --- | --- | --- | --- |")
     results = {}
-    for name, overrides, precision in CASES:
+    for label, name, overrides, precision in CASES:
         if args.only and name != args.only:
             continue
         parameters, speed = images_per_second(name, overrides, precision, args.size, args.batch, args.steps)
-        label = name + (" without frequency block" if overrides else "")
         results[(label, precision)] = speed
         baseline = results.get((label, "float32"), speed)
         ratio = f"{speed / baseline:.2f} x float32" if precision != "float32" else "1.00"
+        if label.startswith("frcunet-lite, "):
+            ratio = f"{speed / results[('frcunet-lite', 'float32')]:.2f} x frcunet-lite float32"
         if label == "frcunet":
             without = results[("frcunet without frequency block", "float32")]
             ratio = f"step time {without / speed:.3f} x without block"

@@ -49,7 +49,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
     Args:
         path: the `.weights.h5` file.
         monitor: a logged value, e.g. "val_loss" or "val_dice".
-        mode: "min" or "max".
+        mode: "min" or "max"; "last" saves after every epoch (a final model fitted without validation).
     """
 
     def __init__(self, path, monitor="val_loss", mode="min", best=None):
@@ -59,7 +59,7 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         self.best_epoch = None
 
     def improved(self, value):
-        if self.best is None:
+        if self.best is None or self.mode == "last":
             return True
         return value < self.best if self.mode == "min" else value > self.best
 
@@ -128,7 +128,8 @@ _STATE_FIELDS = {
 
 
 def callback_state(callback):
-    fields = next(f for cls, f in _STATE_FIELDS.items() if isinstance(callback, cls))
+    fields = getattr(callback, "STATE_FIELDS", None) or next(
+        f for cls, f in _STATE_FIELDS.items() if isinstance(callback, cls))
     return {name: _plain(getattr(callback, name, None)) for name in fields}
 
 

@@ -112,28 +112,47 @@ def _run_synth(args):
 def _add_train(subparsers):
     parser = subparsers.add_parser(
         "train", help="train a model on a prepared folder (resumable)",
-        description="Train a registry model on a prepared split folder into a run folder. Defaults are the "
-        "paper's: frcunet, BCE, Adam 1e-4, batch 12, 100 epochs, no augmentation, LR x0.1 after 7 epochs "
-        "without val_loss progress, best weights on val_loss. Run the same command again after an "
-        "interruption to continue from the last finished epoch.",
+        description="Train a registry model on a prepared split folder into a run folder. Without --recipe the "
+        "defaults are the paper's: frcunet, BCE, Adam 1e-4, batch 12, 100 epochs, no augmentation, LR x0.1 "
+        "after 7 epochs without val_loss progress, best weights on val_loss. --recipe cpu is the measured best "
+        "60-minute CPU recipe for frcunet-lite (see docs/results.md); flags given with a recipe override it. "
+        "Run the same command again after an interruption to continue from the last finished epoch.",
     )
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_<model>)")
     parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
+    parser.add_argument("--recipe", choices=("paper", "cpu"), default="paper",
+                        help="the settings every unset flag takes (default: paper)")
     parser.add_argument("--pyramid", choices=("reference", "multiscale"), help="frcunet models: pyramid kind")
     parser.add_argument("--width", type=float, help="frcunet models: channel width multiplier")
     parser.add_argument("--middle-units", type=int, help="frcunet models: Xception middle-flow units")
+    parser.add_argument("--decoder-bn", choices=("on", "off"), help="frcunet models: batch norm in the decoder "
+                        "(not in the released network)")
+    parser.add_argument("--normalization", choices=("minmax", "fixed"),
+                        help="input scaling: per-image min-max (released) or fixed x/127.5-1")
     parser.add_argument("--base-filters", type=int, help="unet models: filters of the first level")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--batch-size", type=int, default=12)
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--loss", choices=("bce", "dice", "bce+dice"), default="bce")
-    parser.add_argument("--augment", action="store_true", help="flips, 90-degree turns, colour jitter")
+    parser.add_argument("--epochs", type=int, help="most epochs (paper: 100)")
+    parser.add_argument("--max-minutes", type=float, help="wall-clock budget: stop after the last epoch that fits; "
+                        "a cosine schedule spans the budget")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="(peak) learning rate")
+    parser.add_argument("--schedule", choices=("plateau", "cosine"))
+    parser.add_argument("--warmup-epochs", type=float, help="cosine: linear warm-up length")
+    parser.add_argument("--optimizer", choices=("adam", "adamw"))
+    parser.add_argument("--weight-decay", type=float, help="adamw: decoupled weight decay")
+    parser.add_argument("--ema", choices=("on", "off"), help="evaluate and keep a moving average of the weights")
+    parser.add_argument("--loss", choices=("bce", "dice", "bce+dice"))
+    parser.add_argument("--augment", nargs="?", const="flip", choices=("none", "flip", "full"),
+                        help="none, flip (flips and turns; the flag alone) or full (plus scale, rotation, colour)")
+    parser.add_argument("--train-splits", nargs="+", choices=("train", "val"),
+                        help="splits to fit on; 'train val' for a final model (needs --monitor last)")
     parser.add_argument("--early-stop", type=int, default=0, metavar="N", help="stop after N epochs without progress")
-    parser.add_argument("--monitor", choices=("val_loss", "val_dice"), default="val_loss")
+    parser.add_argument("--monitor", choices=("val_loss", "val_dice", "last"),
+                        help="which epoch's weights to keep (last: the final epoch)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="expected size of the prepared arrays")
-    parser.add_argument("--precision", choices=("float32", "mixed_bfloat16", "mixed_float16"), default="float32")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+                        help="auto: mixed_bfloat16 only on CPUs with native bfloat16 (default: paper float32)")
     parser.add_argument("--jit", action="store_true", help="compile with XLA")
     parser.add_argument("--distribute", choices=("none", "data-parallel", "multiworker"), default="none")
     parser.add_argument("--cpu-replicas", type=int, default=0,
@@ -146,28 +165,48 @@ def _add_train(subparsers):
     parser.set_defaults(run_command=_run_train)
 
 
-def _model_options(args):
-    options = {key: getattr(args, key) for key in ("pyramid", "width", "middle_units", "base_filters")
-               if getattr(args, key, None) is not None}
-    frcunet_only, unet_only = {"pyramid", "width", "middle_units"}, {"base_filters"}
-    wrong = (unet_only if args.model.startswith("frcunet") else frcunet_only) & set(options)
+FRCUNET_OPTIONS, UNET_OPTIONS = {"pyramid", "width", "middle_units", "decoder_bn"}, {"base_filters"}
+# Settings a recipe provides; a flag given on the command line replaces the recipe's value.
+RECIPE_FIELDS = ("epochs", "max_minutes", "batch_size", "lr", "schedule", "warmup_epochs", "optimizer",
+                 "weight_decay", "ema", "loss", "augment", "monitor", "precision")
+
+
+def _model_options(args, recipe_options=None):
+    """The recipe's model options for args.model, overridden by the model flags given."""
+    given = {key: getattr(args, key) for key in (*FRCUNET_OPTIONS, *UNET_OPTIONS, "normalization")
+             if getattr(args, key, None) is not None}
+    if "decoder_bn" in given:
+        given["decoder_bn"] = given["decoder_bn"] == "on"
+    wrong = (UNET_OPTIONS if args.model.startswith("frcunet") else FRCUNET_OPTIONS) & set(given)
     if wrong:
         flags = ", ".join("--" + key.replace("_", "-") for key in sorted(wrong))
         raise UserError(f"{flags} does not apply to {args.model}")
-    return options
+    return {**(recipe_options or {}), **given}
+
+
+def train_settings(args):
+    """TrainConfig keyword arguments: the recipe's settings with the flags given on top."""
+    from frcunet.recipes import recipe_settings
+
+    settings, options = recipe_settings(args.recipe, args.model)
+    for key in RECIPE_FIELDS:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value == "on" if key == "ema" else value
+    if args.train_splits:
+        settings["train_splits"] = tuple(args.train_splits)
+    return settings, _model_options(args, options)
 
 
 def _run_train(args):
     from frcunet.training import TrainConfig, train
 
+    settings, options = train_settings(args)
     config = TrainConfig(
-        data=args.data, run=args.run or "", model=args.model, model_options=_model_options(args),
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, loss=args.loss, augment=args.augment,
-        early_stop=args.early_stop, monitor=args.monitor, seed=args.seed,
-        size=tuple(args.size) if args.size else None, precision=args.precision, jit=args.jit,
-        distribute=args.distribute, cpu_replicas=args.cpu_replicas, init_weights=args.init_weights,
-        backbone_weights=args.backbone_weights, loader_workers=args.loader_workers, restart=args.restart,
-        verbose=2 if args.quiet else 1,
+        data=args.data, run=args.run or "", model=args.model, model_options=options, early_stop=args.early_stop,
+        seed=args.seed, size=tuple(args.size) if args.size else None, jit=args.jit, distribute=args.distribute,
+        cpu_replicas=args.cpu_replicas, init_weights=args.init_weights, backbone_weights=args.backbone_weights,
+        loader_workers=args.loader_workers, restart=args.restart, verbose=2 if args.quiet else 1, **settings,
     )
     run, _ = train(config)
     print(f"run folder: {run} (best.weights.h5, model.keras, config.json, history.csv)")
@@ -186,6 +225,9 @@ def _add_evaluate(subparsers):
         "masks/<id>_segmentation.png (at each image's original size).",
     )
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_frcunet)")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="score the model shipped with the package instead of a run (add --resize when the "
+                        "prepared size is not its 128x128)")
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--out", help="output folder (default: output/<run folder name>)")
     parser.add_argument("--threshold", type=float, default=0.5)
@@ -205,7 +247,8 @@ def _run_evaluate(args):
     _check_threshold(args.threshold)
     _, out = evaluate(EvaluateConfig(run=args.run or "", data=args.data, out=args.out or "", threshold=args.threshold,
                                      tta=args.tta, native=args.native, resize=args.resize,
-                                     batch_size=args.batch_size, progress=not args.quiet))
+                                     batch_size=args.batch_size, progress=not args.quiet,
+                                     pretrained=args.pretrained))
     print(f"outputs in {out}")
 
 
@@ -213,10 +256,12 @@ def _add_predict(subparsers):
     parser = subparsers.add_parser(
         "predict", help="segment new images with a trained run",
         description="Write <stem>_segmentation.png (0/255, at the input's own size) for an image or for "
-        "every JPEG, PNG or BMP in a folder. Unreadable files are reported and skipped; the exit status "
-        "is then non-zero.",
+        "every JPEG, PNG, BMP or TIFF in a folder, with a run's model or, without --run, the frcunet-lite "
+        "trained on ISIC 2018 that ships with the package. Unreadable files are reported and skipped; the exit "
+        "status is then non-zero.",
     )
-    parser.add_argument("--run", required=True, help="run folder with config.json and best.weights.h5")
+    parser.add_argument("--run", help="run folder with config.json and best.weights.h5 (default: the trained "
+                        "frcunet-lite shipped with the package, see its MODEL_CARD.md)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", required=True, help="folder for the masks (created if missing)")
     parser.add_argument("--threshold", type=float, default=0.5)
@@ -311,28 +356,32 @@ def _run_download(args):
 
 def _add_compare(subparsers):
     parser = subparsers.add_parser(
-        "compare", help="train and evaluate several models with one budget; one markdown table",
-        description="Train each model on the same prepared split with the same settings, evaluate it on the same "
-        "test split, and write comparison.md (paper columns, per-image Dice/IoU/HD95, ISIC thresholded "
-        "Jaccard, parameters, minutes, images/s). Budgets: cpu (frcunet-lite against unet and "
-        "attention-unet of similar size) and paper (full models, 100 epochs; for a GPU).",
+        "compare", help="train and evaluate several models with one recipe and budget over several seeds",
+        description="Train each model on the same prepared split with the same recipe and budget for each seed, "
+        "evaluate it on the same test split, and write comparison.md: mean ± sd over the seeds of the paper "
+        "columns, per-image Dice/IoU/HD95, ISIC thresholded Jaccard, epochs, minutes and images/s, and a paired "
+        "per-image Wilcoxon signed-rank test of the first model against each other one. Budgets: cpu (the cpu "
+        "recipe, 15 minutes per training, frcunet-lite against unet and attention-unet of similar size) and "
+        "paper (full models, the paper's recipe; for a GPU). An interrupted comparison continues where it stopped.",
     )
     parser.add_argument("--data", required=True, help="prepared folder to train and test on")
     parser.add_argument("--out", default="output/compare")
     parser.add_argument("--budget", choices=("cpu", "paper"), default="cpu")
-    parser.add_argument("--models", nargs="+", help="subset of the budget's models (or other registry names)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
+                        help="models to compare, the first tested against the others (default: the budget's)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     parser.add_argument("--transfer", help="prepared folder whose test split each model is also scored on, untuned")
     parser.add_argument("--finetune", help="prepared folder to fine-tune each model on (from its weights) and score")
     parser.add_argument("--epochs", type=int, default=0, help="override the budget's epoch count")
+    parser.add_argument("--minutes", type=float, default=0.0, help="override the budget's minutes per training")
     parser.set_defaults(run_command=_run_compare)
 
 
 def _run_compare(args):
     from frcunet.compare import CompareConfig, run_comparison
 
-    report = run_comparison(CompareConfig(args.data, args.out, args.budget, args.models or [], args.seed,
-                                          args.transfer or "", args.finetune or "", args.epochs))
+    report = run_comparison(CompareConfig(args.data, args.out, args.budget, args.models or [], tuple(args.seeds),
+                                          args.transfer or "", args.finetune or "", args.epochs, args.minutes))
     print(report.read_text())
     print(f"written to {report}")
 

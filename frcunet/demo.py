@@ -58,7 +58,7 @@ def run_demo(config):
     print(f"3/4 training frcunet-lite for {config.epochs} epochs -> {run} (untrained test Dice: {floor:.3f})")
     train(TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", epochs=config.epochs, batch_size=16,
                       lr=1e-3, loss="bce+dice", augment=True, monitor="val_dice", seed=config.seed,
-                      precision="mixed_bfloat16", restart=True, verbose=2))
+                      precision="auto", restart=True, verbose=2))
     print(f"4/4 evaluating on the {manifest['counts']['test']} test images -> {out}")
     metrics, _ = evaluate(EvaluateConfig(run=str(run), data=str(prepared), out=str(out)))
     minutes = (time.perf_counter() - started) / 60

@@ -21,7 +21,9 @@ import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
 from frcunet.callbacks import AtomicBestCheckpoint, ResumableState, StopOnNonFiniteLoss, read_resume_state
+from frcunet.data.augmentation import check_augmentation
 from frcunet.data.pipeline import SegmentationBatches, open_split
+from frcunet.schedules import SCHEDULES, BudgetedSchedule
 from frcunet.data.prepare import MANIFEST, manifest_sha1
 from frcunet.distribute import distribution_scope
 from frcunet.errors import UserError
@@ -30,10 +32,12 @@ from frcunet.models import MODELS, build_model
 from frcunet.provenance import git_commit, versions
 from frcunet.saving import atomic_path, save_model_atomic
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+MONITORS = ("val_loss", "val_dice", "last")
 # Settings that define a run; a resumed run must agree on all of them.
 IDENTITY = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss", "augment",
-            "monitor", "seed", "precision", "init_weights", "backbone_weights")
+            "monitor", "seed", "precision", "init_weights", "backbone_weights", "schedule", "warmup_epochs",
+            "optimizer", "weight_decay", "ema", "train_splits")
 
 
 @dataclass
@@ -48,12 +52,19 @@ class TrainConfig:
     batch_size: int = 12
     lr: float = 1e-4
     loss: str = "bce"
-    augment: bool = False
+    augment: str = "none"  # none, flip or full (frcunet.data.augmentation); True means flip
     early_stop: int = 0  # patience in epochs; 0 = off
-    monitor: str = "val_loss"
+    monitor: str = "val_loss"  # or val_dice; "last" keeps the last epoch's weights
+    schedule: str = "plateau"  # plateau: x0.1 after 7 epochs without val_loss progress; cosine: warm-up + cosine
+    warmup_epochs: float = 0.0  # cosine only: linear warm-up from 0
+    optimizer: str = "adam"  # adam or adamw
+    weight_decay: float = 0.0  # adamw only (decoupled)
+    ema: bool = False  # keep an exponential moving average of the weights and evaluate/save it
+    max_minutes: float = 0.0  # 0 = no budget; else stop after the last epoch that fits, cosine spans the budget
+    train_splits: tuple = ("train",)  # ("train", "val") fits a final model on both (use monitor "last")
     seed: int = 0
     size: tuple = None  # checked against the prepared arrays when given
-    precision: str = "float32"
+    precision: str = "float32"  # "auto": mixed_bfloat16 where the CPU has native bfloat16, else float32
     jit: bool = False
     distribute: str = "none"
     cpu_replicas: int = 0
@@ -62,6 +73,34 @@ class TrainConfig:
     loader_workers: int = 1
     restart: bool = False
     verbose: int = 1
+
+
+def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX); elsewhere it is emulated."""
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision):
+    """The dtype policy for `precision`; "auto" picks mixed_bfloat16 only where it is fast.
+
+    Measured on a 2-core AMD EPYC without AVX-512 (docs/benchmarks.md): mixed_bfloat16 trains frcunet-lite
+    about 5 times slower than float32 there, while on CPUs with native bfloat16 it is about 1.5 times faster.
+    On an accelerator "auto" keeps float32; ask for mixed precision explicitly there.
+    """
+    if precision != "auto":
+        return precision
+    accelerated = any(d.device_kind != "cpu" for d in _jax_devices()) if keras.backend.backend() == "jax" else False
+    return "mixed_bfloat16" if cpu_has_native_bfloat16() and not accelerated else "float32"
+
+
+def _jax_devices():
+    import jax
+
+    return jax.devices()
 
 
 def default_run_folder(config):
@@ -75,10 +114,28 @@ def _validate(config):
         raise UserError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
     if config.precision not in PRECISIONS:
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    if config.monitor not in ("val_loss", "val_dice"):
-        raise UserError("--monitor must be val_loss or val_dice")
+    if config.monitor not in MONITORS:
+        raise UserError(f"--monitor must be one of {', '.join(MONITORS)}")
     if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
         raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
+    try:
+        config.augment = check_augmentation(config.augment)
+    except ValueError as exc:
+        raise UserError(f"--augment: {exc}") from None
+    if config.schedule not in SCHEDULES:
+        raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
+    if config.optimizer not in OPTIMIZERS:
+        raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+    if config.weight_decay < 0 or config.warmup_epochs < 0 or config.max_minutes < 0:
+        raise UserError("--weight-decay, --warmup-epochs and --max-minutes must not be negative")
+    if config.weight_decay and config.optimizer != "adamw":
+        raise UserError("--weight-decay needs --optimizer adamw (Adam's L2 decay is not decoupled)")
+    config.train_splits = tuple(config.train_splits)
+    if not config.train_splits or set(config.train_splits) - {"train", "val"}:
+        raise UserError("--train-splits takes train and/or val (the test split is never trained on)")
+    if "val" in config.train_splits and config.monitor != "last":
+        raise UserError("--train-splits with val trains on the validation images, so they cannot pick the best "
+                        "epoch; add --monitor last")
 
 
 def _check_data(config):
@@ -118,8 +175,9 @@ def _load_init_weights(model, path, config, size):
 def _run_config(config, size):
     record = asdict(config)
     record.update({
-        "run": str(config.run), "size": list(size),
+        "run": str(config.run), "size": list(size), "train_splits": list(config.train_splits),
         "data_manifest_sha1": manifest_sha1(config.data) if (Path(config.data) / MANIFEST).is_file() else None,
+        "precision_used": resolve_precision(config.precision),
         "versions": versions(), "git_commit": git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
@@ -150,17 +208,36 @@ def _trim_history(path, epochs_done):
         csv.writer(f).writerows(kept)
 
 
-def _callbacks(config, run, resume_state):
-    mode = "min" if config.monitor == "val_loss" else "max"
-    reduce_lr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=7, min_delta=1e-4,
-                                                  verbose=config.verbose)
-    best = AtomicBestCheckpoint(run / "best.weights.h5", config.monitor, mode)
-    stateful = {"reduce_lr": reduce_lr, "best": best}
-    if config.early_stop:
+OPTIMIZERS = ("adam", "adamw")
+EMA_MOMENTUM = 0.99  # per step: an average over the last ~100 steps, about one ISIC epoch at batch 16
+
+
+def _optimizer(config):
+    ema = dict(use_ema=True, ema_momentum=EMA_MOMENTUM) if config.ema else {}
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(config.lr, weight_decay=config.weight_decay, **ema)
+    return keras.optimizers.Adam(config.lr, **ema)
+
+
+def _callbacks(config, run, resume_state, steps_per_epoch):
+    mode = {"val_loss": "min", "val_dice": "max", "last": "last"}[config.monitor]
+    monitor = "loss" if config.monitor == "last" else config.monitor
+    best = AtomicBestCheckpoint(run / "best.weights.h5", monitor, mode)
+    stateful = {"best": best}
+    if config.schedule == "plateau":
+        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=7,
+                                                                  min_delta=1e-4, verbose=config.verbose)
+    if config.schedule == "cosine" or config.max_minutes:
+        stateful["budget"] = BudgetedSchedule(config.lr, config.epochs, steps_per_epoch, config.max_minutes,
+                                              cosine=config.schedule == "cosine",
+                                              warmup_epochs=config.warmup_epochs)
+    if config.early_stop and config.monitor != "last":
         stateful["early_stop"] = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode,
                                                                patience=config.early_stop, verbose=config.verbose)
     nan_guard = StopOnNonFiniteLoss()
-    callbacks = [nan_guard, *stateful.values(),
+    # The EMA swap comes first: validation, the checkpoint and the resume state all see the averaged weights.
+    swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
+    callbacks = [*swap, nan_guard, *stateful.values(),
                  ResumableState(run / "resume", stateful, resume_state["callbacks"] if resume_state else None,
                                 nan_guard),
                  keras.callbacks.CSVLogger(str(run / "history.csv"), append=True)]
@@ -198,7 +275,7 @@ def train(config):
         temporary.write_text(json.dumps(record, indent=1))
 
     keras.utils.set_random_seed(config.seed)
-    keras.config.set_dtype_policy(config.precision)
+    keras.config.set_dtype_policy(resolve_precision(config.precision))
     scope, replicas = distribution_scope(config.distribute, config.cpu_replicas)
     with scope:
         model = build_model(config.model, (*size, 3), **config.model_options)
@@ -211,7 +288,7 @@ def train(config):
             if config.init_weights:
                 _load_init_weights(model, config.init_weights, config, size)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.lr),
+            optimizer=_optimizer(config),
             loss=LOSSES[config.loss],
             metrics=[PooledDice(name="dice")],
             jit_compile=True if config.jit else "auto",
@@ -219,15 +296,17 @@ def train(config):
         if resume_state:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(run / "resume" / resume_state["weights"])
+            if config.ema:
+                _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
             _trim_history(run / "history.csv", epochs_done)
             print(f"resuming {run} after epoch {epochs_done}")
 
     batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)
-    train_data = SegmentationBatches(config.data, "train", shuffle=True, augment=config.augment,
+    train_data = SegmentationBatches(config.data, config.train_splits, shuffle=True, augment=config.augment,
                                      epoch=epochs_done, **batches)
     val_data = SegmentationBatches(config.data, "val", **batches)
-    callbacks, best, nan_guard = _callbacks(config, run, resume_state)
+    callbacks, best, nan_guard = _callbacks(config, run, resume_state, len(train_data))
     if replicas > 1:
         print(f"data-parallel over {replicas} replicas, {config.batch_size // replicas} images each per step")
     history = model.fit(train_data, validation_data=val_data, epochs=config.epochs, initial_epoch=epochs_done,
@@ -240,6 +319,14 @@ def train(config):
                         "--precision float32")
     _export_best_model(config, size, run)
     return run, history
+
+
+def _swap_ema(optimizer):
+    """Exchanges the model's weights with their moving averages (what SwapEMAWeights does at epoch start)."""
+    for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+        current = keras.ops.convert_to_numpy(variable)
+        variable.assign(average)
+        average.assign(current)
 
 
 def _export_best_model(config, size, run):

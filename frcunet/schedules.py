@@ -1,0 +1,87 @@
+"""Learning-rate schedules that know the run's length, and a wall-clock budget.
+
+`BudgetedSchedule` sets the learning rate before every step (linear warm-up,
+then cosine decay to zero over the planned epochs) and, with a budget in
+minutes, plans how many epochs fit: after each epoch it divides the time left
+by the measured epoch time, so the cosine always ends with the last epoch that
+fits, and training stops there. Its state (time used, epochs planned) goes into
+the resume state, so an interrupted run continues the same budget.
+"""
+
+import math
+import time
+
+import frcunet._startup  # noqa: F401 - quiet backend import, before keras
+import keras
+
+SCHEDULES = ("plateau", "cosine")
+
+
+def warmup_cosine(step, total_steps, warmup_steps, peak):
+    """Linear warm-up from ~0 to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`.
+
+    >>> [round(warmup_cosine(s, 10, 2, 1.0), 3) for s in (0, 1, 2, 6, 10)]
+    [0.5, 1.0, 1.0, 0.5, 0.0]
+    """
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class BudgetedSchedule(keras.callbacks.Callback):
+    """Per-step warm-up + cosine learning rate and an optional wall-clock budget.
+
+    Args:
+        peak_lr: the learning rate after warm-up.
+        epochs: the most epochs to run (the schedule's length when there is no budget).
+        steps_per_epoch: batches per epoch.
+        max_minutes: 0 for no budget; else training stops after the last epoch expected to end within it.
+        cosine: False keeps the learning rate as the optimizer has it (only the budget applies).
+        warmup_epochs: length of the linear warm-up, in epochs (fractions allowed).
+    """
+
+    # Saved in the resume state, restored before training continues.
+    STATE_FIELDS = ("elapsed_seconds", "planned_epochs")
+
+    def __init__(self, peak_lr, epochs, steps_per_epoch, max_minutes=0.0, cosine=True, warmup_epochs=0.0):
+        super().__init__()
+        self.peak_lr, self.epochs, self.steps_per_epoch = float(peak_lr), int(epochs), int(steps_per_epoch)
+        self.budget_seconds = 60.0 * float(max_minutes)
+        self.cosine, self.warmup_epochs = cosine, float(warmup_epochs)
+        self.elapsed_seconds = 0.0
+        self.planned_epochs = float(self.epochs)
+        self._epoch_seconds = []
+
+    def learning_rate(self, epoch, batch):
+        total = int(self.planned_epochs) * self.steps_per_epoch
+        warmup = int(round(self.warmup_epochs * self.steps_per_epoch))
+        return warmup_cosine(epoch * self.steps_per_epoch + batch, total, warmup, self.peak_lr)
+
+    def on_train_begin(self, logs=None):
+        self._last = time.perf_counter()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.cosine:
+            self.model.optimizer.learning_rate = self.learning_rate(self._epoch, batch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self._epoch_seconds.append(now - self._last)
+        self.elapsed_seconds += now - self._last
+        self._last = now
+        if logs is not None and self.cosine:
+            logs["learning_rate"] = float(self.learning_rate(epoch, self.steps_per_epoch - 1))
+        if not self.budget_seconds:
+            return
+        # The first epoch of a process also traces and compiles: use the later ones once there are any.
+        typical = self._epoch_seconds[1:] or self._epoch_seconds
+        per_epoch = sum(typical) / len(typical)
+        left = self.budget_seconds - self.elapsed_seconds
+        self.planned_epochs = float(min(self.epochs, epoch + 1 + max(0, math.floor(left / per_epoch))))
+        if epoch + 1 >= self.planned_epochs:
+            self.model.stop_training = True

@@ -1,0 +1,176 @@
+"""The CPU recipe's parts: augmentation, fixed input scaling, decoder batch norm, schedules, time budget."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from frcunet.cli import make_parser, train_settings
+from frcunet.data.augmentation import augment_pair, check_augmentation
+from frcunet.data.prepare import prepare_dataset
+from frcunet.data.synthetic import write_synthetic_isic
+from frcunet.errors import UserError
+from frcunet.recipes import RECIPES, recipe_settings
+from frcunet.schedules import warmup_cosine
+from frcunet.training import TrainConfig, train
+
+TINY = {"width": 0.125, "middle_units": 1}
+
+
+def _disc_pair(size=(48, 64)):
+    """A grey image that is bright exactly where its mask is set (an off-centre disc)."""
+    rows, cols = np.mgrid[: size[0], : size[1]]
+    mask = ((rows - 20) ** 2 + (cols - 36) ** 2 < 12**2).astype(np.uint8)
+    image = np.repeat((40 + 180 * mask)[..., None], 3, axis=-1).astype(np.float32)
+    return image, mask
+
+
+def test_full_augmentation_moves_image_and_mask_together():
+    image, mask = _disc_pair()
+    moved = 0
+    for seed in range(20):
+        augmented, augmented_mask = augment_pair(image, mask, np.random.default_rng(seed), square=False,
+                                                 level="full")
+        assert augmented.shape == image.shape and augmented_mask.shape == mask.shape
+        assert set(np.unique(augmented_mask)) <= {0, 1}
+        # Brightness, contrast and gamma are monotonic and the image is grey, so the bright pixels are
+        # still exactly the lesion, wherever the warp put it.
+        bright = augmented.mean(axis=-1) > augmented.mean()
+        assert (bright == augmented_mask.astype(bool)).mean() > 0.97
+        moved += not np.array_equal(augmented_mask, mask)
+    assert moved >= 18
+
+
+def test_full_augmentation_survives_per_image_min_max_scaling():
+    """The old jitter (global gain and offset) was undone by the model's min-max input layer; this is not."""
+    from frcunet.preprocessing import MinMaxNormalization
+
+    image = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype(np.float32)
+    mask = np.zeros((32, 32), np.uint8)
+    rng = np.random.default_rng(1)
+    normalise = MinMaxNormalization()
+    flipped, _ = augment_pair(image, mask, np.random.default_rng(1), square=True, level="flip")
+    full, _ = augment_pair(image, mask, rng, square=True, level="full")
+    # The same seed draws the same flips first, so any difference comes from the warp and the colours.
+    difference = np.abs(np.asarray(normalise(full[None])) - np.asarray(normalise(flipped[None])))
+    assert difference.mean() > 0.05
+
+
+def test_flip_level_only_rearranges_pixels():
+    image = np.random.default_rng(2).uniform(0, 255, (16, 32, 3)).astype(np.float32)
+    out, _ = augment_pair(image, np.zeros((16, 32), np.uint8), np.random.default_rng(3), False, "flip")
+    np.testing.assert_array_equal(np.sort(out.ravel()), np.sort(image.ravel()))
+
+
+def test_augmentation_levels_and_the_old_boolean():
+    assert check_augmentation(True) == "flip" and check_augmentation(False) == "none"
+    assert check_augmentation("full") == "full"
+    with pytest.raises(ValueError, match="none, flip, full"):
+        check_augmentation("strong")
+
+
+def test_warmup_then_cosine_reaches_zero_at_the_end():
+    values = [warmup_cosine(step, 100, 10, 2e-3) for step in range(101)]
+    assert values[0] == pytest.approx(2e-4) and values[9] == pytest.approx(2e-3)
+    assert max(values) == pytest.approx(2e-3) and values[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+
+
+def test_fixed_scaling_and_decoder_bn_change_the_model_not_its_interface():
+    from frcunet.models import build_model
+
+    plain = build_model("frcunet-lite", (32, 32, 3), **TINY)
+    model = build_model("frcunet-lite", (32, 32, 3), normalization="fixed", decoder_bn=True, **TINY)
+    names = {layer.name for layer in model.layers}
+    assert "head_conv1_BN" in names and "head_conv1_BN" not in {layer.name for layer in plain.layers}
+    assert type(model.get_layer("normalize")).__name__ == "FixedScaling"
+    assert tuple(model.output_shape) == (None, 32, 32, 1)
+    # Per-image min-max hides a global brightening; fixed scaling passes it on.
+    image = np.random.default_rng(0).uniform(20, 200, (1, 32, 32, 3)).astype(np.float32)
+    normalise = model.get_layer("normalize")
+    assert float(np.abs(np.asarray(normalise(image + 30.0)) - np.asarray(normalise(image))).max()) > 0.2
+    unet = build_model("unet", (32, 32, 3), base_filters=4, depth=2, normalization="fixed")
+    assert type(unet.get_layer("normalize")).__name__ == "FixedScaling"
+
+
+def test_recipe_fills_unset_flags_and_given_flags_win():
+    args = make_parser().parse_args(["train", "--recipe", "cpu", "--model", "frcunet-lite", "--lr", "5e-4"])
+    settings, options = train_settings(args)
+    assert settings["lr"] == 5e-4
+    assert settings["schedule"] == RECIPES["cpu"]["train"]["schedule"]
+    assert options == recipe_settings("cpu", "frcunet-lite")[1]
+    assert settings["max_minutes"] == 60 and settings["precision"] == "auto"
+    args = make_parser().parse_args(["train", "--recipe", "cpu", "--model", "frcunet-lite", "--decoder-bn", "off",
+                                     "--augment"])
+    settings, options = train_settings(args)
+    assert options["decoder_bn"] is False and settings["augment"] == "flip"
+    # Without --recipe the paper's settings, and the faithful network.
+    settings, options = train_settings(make_parser().parse_args(["train"]))
+    assert (settings["lr"], settings["batch_size"], settings["epochs"], options) == (1e-4, 12, 100, {})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe")
+    write_synthetic_isic(root / "syn", 24, seed=4, size=(48, 64), progress=False)
+    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
+                    progress=False)
+    return root / "prepared"
+
+
+def _history(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.agnostic
+def test_cosine_schedule_spans_the_epochs_and_ema_runs(prepared, tmp_path):
+    config = TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite",
+                         model_options=dict(TINY, normalization="fixed", decoder_bn=True), epochs=3, batch_size=4,
+                         lr=1e-3, schedule="cosine", warmup_epochs=1, optimizer="adamw", weight_decay=1e-4,
+                         ema=True, augment="full", loss="bce+dice", monitor="val_dice", verbose=0)
+    run, _ = train(config)
+    rates = [float(row["learning_rate"]) for row in _history(run)]
+    # Logged at each epoch's last step: the peak after the warm-up epoch, then down to near 0 at the end
+    assert rates[0] == pytest.approx(1e-3, rel=1e-3) and rates[0] > rates[1] > rates[2]
+    assert rates[-1] < 0.1 * 1e-3
+    assert (run / "best.weights.h5").is_file() and (run / "model.keras").is_file()
+
+
+@pytest.mark.agnostic
+def test_time_budget_stops_after_the_last_epoch_that_fits(prepared, tmp_path):
+    run = tmp_path / "run"
+    # A budget far below one epoch: the first epoch runs (nothing is known before it), then training stops.
+    config = TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", model_options=TINY, epochs=50,
+                         batch_size=4, lr=1e-3, schedule="cosine", max_minutes=0.001, verbose=0)
+    train(config)
+    assert len(_history(run)) == 1
+    state = json.loads((run / "resume" / "state.json").read_text())
+    assert state["finished"] and state["callbacks"]["budget"]["planned_epochs"] == 1
+    assert state["callbacks"]["budget"]["elapsed_seconds"] > 0
+    # The same command again finds the budget spent and does nothing.
+    _, history = train(TrainConfig(**{**config.__dict__, "run": str(run)}))
+    assert history is None
+
+
+def test_fitting_on_validation_needs_the_last_epoch_kept(prepared, tmp_path):
+    config = TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite", model_options=TINY,
+                         epochs=1, batch_size=4, train_splits=("train", "val"), monitor="val_dice", verbose=0)
+    with pytest.raises(UserError, match="--monitor last"):
+        train(config)
+    assert not (tmp_path / "run").exists()
+
+
+def test_fitting_on_train_and_val_sees_both(prepared, tmp_path):
+    from frcunet.data.pipeline import SegmentationBatches
+
+    both = SegmentationBatches(prepared, ("train", "val"), batch_size=100)
+    images, masks = both[0]
+    train_images = np.load(prepared / "data_train.npy")
+    val_images = np.load(prepared / "data_val.npy")
+    np.testing.assert_array_equal(images, np.concatenate([train_images, val_images]).astype(np.float32))
+    run, _ = train(TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite",
+                               model_options=TINY, epochs=1, batch_size=4, train_splits=("train", "val"),
+                               monitor="last", verbose=0))
+    assert json.loads((run / "config.json").read_text())["train_splits"] == ["train", "val"]
