@@ -1,14 +1,18 @@
-"""Comparison harness: several registry models, one prepared split, one budget, one table.
+"""Comparison harness: several registry models, one prepared split, one budget, several seeds.
 
-Each model is trained with the same settings, evaluated on the same test
-split, and given a row: the paper's pooled columns, per-image Dice, IoU and
-HD95, the ISIC thresholded Jaccard, its parameters, training minutes and
-training images per second. Optionally each trained model is also evaluated
-on a second dataset without fine-tuning (`transfer`) and after the
-fine-tuning recipe (`finetune`: train on that split from the first weights).
+Each model is trained with the same recipe and wall-clock budget for every seed, evaluated on the same
+test split, and summarised as mean ± sd over the seeds: the paper's pooled columns, per-image Dice, IoU
+and HD95, the ISIC thresholded Jaccard, parameters, epochs reached, training minutes and images per
+second. The first model is tested against each other one, image by image (Wilcoxon signed-rank on the
+per-image Dice, each image's Dice averaged over the seeds first). Optionally every trained model is also
+scored on a second dataset without fine-tuning (`transfer`) and after fine-tuning on it (`finetune`),
+with the same summaries and tests. Runs and evaluations are kept under `out/`, so an interrupted
+comparison continues where it stopped.
 """
 
+import csv
 import json
+import math
 import shlex
 import sys
 import time
@@ -16,22 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from frcunet.errors import UserError
+from frcunet.recipes import recipe_settings
 
 # Widths chosen so the CPU baselines have about frcunet-lite's 2.9 M parameters.
+CPU_MODELS = {"frcunet-lite": {}, "unet": {"base_filters": 20}, "attention-unet": {"base_filters": 20}}
 BUDGETS = {
     "cpu": {
-        "models": {"frcunet-lite": {}, "unet": {"base_filters": 20}, "attention-unet": {"base_filters": 20}},
-        "train": dict(epochs=10, batch_size=16, lr=1e-3, loss="bce+dice", augment=True, monitor="val_dice",
-                      precision="mixed_bfloat16"),
-        "finetune": dict(epochs=10, batch_size=8, lr=1e-4, loss="bce+dice", augment=True, monitor="val_dice",
-                         precision="mixed_bfloat16"),
+        "models": CPU_MODELS,
+        "recipe": "cpu",
+        "train": dict(max_minutes=15.0),
+        "finetune": dict(max_minutes=3.0, lr=2e-4, warmup_epochs=0.0, batch_size=8),
     },
     "paper": {
         "models": {"frcunet": {}, "unet": {}, "attention-unet": {}},
-        "train": dict(epochs=100, batch_size=12, lr=1e-4, loss="bce"),
-        "finetune": dict(epochs=100, batch_size=12, lr=1e-4, loss="bce"),
+        "recipe": "paper",
+        "train": {},
+        "finetune": {},
     },
 }
+SEEDS = (0, 1, 2)
 
 
 @dataclass
@@ -39,90 +46,186 @@ class CompareConfig:
     data: str
     out: str = "output/compare"
     budget: str = "cpu"
-    models: list = field(default_factory=list)  # default: the budget's models
-    seed: int = 0
+    models: list = field(default_factory=list)  # default: the budget's models; the first is tested against the rest
+    seeds: tuple = SEEDS
     transfer: str = ""  # a prepared folder evaluated without fine-tuning (its test split)
     finetune: str = ""  # a prepared folder to fine-tune on and evaluate
     epochs: int = 0  # 0: the budget's epoch count
+    minutes: float = 0.0  # 0: the budget's minutes per training
 
 
-def _row(label, metrics, parameters, minutes, speed):
-    pooled, mean = metrics["pooled"], metrics["per_image_mean"]
-    cells = [pooled[k] for k in ("f1", "se", "sp", "acc", "pc", "js")] + [mean["dice"], mean["iou"]]
-    text = [f"{v:.4f}" for v in cells] + [f"{mean['hd95']:.2f}", f"{metrics['thresholded_jaccard']:.4f}"]
-    extra = [f"{parameters / 1e6:.2f} M", f"{minutes:.1f}" if minutes is not None else "-",
-             f"{speed:.1f}" if speed is not None else "-"]
-    return f"| {label} | " + " | ".join(text + extra) + " |"
+def _settings(budget, name, phase, config):
+    """TrainConfig settings of model `name` for phase "train" or "finetune"."""
+    settings, options = recipe_settings(budget["recipe"], name)
+    settings.update(budget[phase])
+    options.update(budget["models"].get(name, {}))
+    if config.epochs:
+        settings["epochs"] = config.epochs
+    if config.minutes and phase == "train":
+        settings["max_minutes"] = config.minutes
+    return settings, options
 
 
-HEADER = ("| model | F1 | SE | SP | ACC | PC | JS | Dice/img | IoU/img | HD95/img (px) | ISIC thr. Jaccard | "
-          "parameters | train minutes | train images/s |\n| --- |" + " --- |" * 13)
-
-
-def _train_and_time(settings, data, run, model, options, seed, init_weights=None):
+def _train_and_time(settings, options, data, run, model, seed, init_weights=None):
+    """Trains (or finishes an interrupted run); returns (minutes, epochs, images per second)."""
     from frcunet.data.pipeline import open_split
     from frcunet.training import TrainConfig, train
 
+    timing = Path(run) / "timing.json"
+    if timing.is_file():
+        return tuple(json.loads(timing.read_text()))
     start = time.perf_counter()
     train(TrainConfig(data=str(data), run=str(run), model=model, model_options=options, seed=seed,
-                      init_weights=str(init_weights) if init_weights else None, restart=True, verbose=2, **settings))
+                      init_weights=str(init_weights) if init_weights else None, verbose=2, **settings))
     minutes = (time.perf_counter() - start) / 60
-    images = len(open_split(data, "train", check_masks=False)) * settings["epochs"]
-    return minutes, images / (minutes * 60)
+    with open(Path(run) / "history.csv", newline="") as f:
+        epochs = sum(1 for _ in csv.DictReader(f))
+    images = len(open_split(data, "train", check_masks=False)) * epochs
+    result = (minutes, epochs, images / (minutes * 60))
+    timing.write_text(json.dumps(result))
+    return result
+
+
+def _evaluate(run, data, out, resize=False):
+    """(metrics dict, {image id: Dice}) of a run on a test split; read back when already written."""
+    from frcunet.evaluation import EvaluateConfig, evaluate
+
+    if not (Path(out) / "metrics.json").is_file():
+        evaluate(EvaluateConfig(run=str(run), data=str(data), out=str(out), resize=resize, progress=False))
+    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    with open(Path(out) / "per_image.csv", newline="") as f:
+        dice = {row["id"]: float(row["dice"]) for row in csv.DictReader(f)}
+    return metrics, dice
+
+
+COLUMNS = (("F1", lambda m: m["pooled"]["f1"], 4), ("SE", lambda m: m["pooled"]["se"], 4),
+           ("SP", lambda m: m["pooled"]["sp"], 4), ("ACC", lambda m: m["pooled"]["acc"], 4),
+           ("PC", lambda m: m["pooled"]["pc"], 4), ("JS", lambda m: m["pooled"]["js"], 4),
+           ("Dice/img", lambda m: m["per_image_mean"]["dice"], 4), ("IoU/img", lambda m: m["per_image_mean"]["iou"], 4),
+           ("HD95/img (px)", lambda m: m["per_image_mean"]["hd95"], 2),
+           ("ISIC thr. Jaccard", lambda m: m["thresholded_jaccard"], 4))
+
+
+def mean_sd(values, digits):
+    """'mean ± sd' (sample sd) of the finite values; a single value has no sd."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "-"
+    mean = sum(values) / len(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+HEADER = ("| model | seeds | " + " | ".join(c for c, _, _ in COLUMNS)
+          + " | parameters | epochs | train minutes | train images/s |\n| --- | --- |" + " --- |" * (len(COLUMNS) + 4))
+
+
+def _row(label, results, parameters):
+    """One table row from [(metrics, dice, timing or None), ...] of the seeds."""
+    cells = [mean_sd([getter(m) for m, _, _ in results], digits) for _, getter, digits in COLUMNS]
+    timings = [t for _, _, t in results if t is not None]
+    timing = [mean_sd([t[i] for t in timings], d) if timings else "-" for i, d in ((1, 1), (0, 1), (2, 1))]
+    return f"| {label} | {len(results)} | " + " | ".join(cells + [f"{parameters / 1e6:.2f} M", *timing]) + " |"
+
+
+def paired_test(first, other):
+    """Wilcoxon signed-rank test of per-image Dice (each averaged over seeds) of two models on the same images.
+
+    Returns a dict: n images, mean and median of (first - other), images where first is better, two-sided p.
+    """
+    import numpy as np
+    from scipy.stats import wilcoxon
+
+    ids = sorted(set.intersection(*(set(d) for d in first + other)))
+    a = np.array([np.mean([d[i] for d in first]) for i in ids])
+    b = np.array([np.mean([d[i] for d in other]) for i in ids])
+    difference = a - b
+    p = float(wilcoxon(a, b).pvalue) if np.any(difference != 0) else 1.0
+    return {"n": len(ids), "mean_difference": float(difference.mean()), "median_difference": float(np.median(difference)),
+            "first_better": int((difference > 0).sum()), "other_better": int((difference < 0).sum()), "p": p}
+
+
+def _test_lines(first_name, results):
+    """Markdown lines: the first model against each other one, per-image Dice, Wilcoxon signed-rank."""
+    names = list(results)
+    if len(names) < 2:
+        return []
+    lines = [f"| {first_name} vs | images | mean ΔDice | median ΔDice | {first_name} better / worse | "
+             "Wilcoxon p |", "| --- | --- | --- | --- | --- | --- |"]
+    first = [dice for _, dice, _ in results[names[0]]]
+    for name in names[1:]:
+        test = paired_test(first, [dice for _, dice, _ in results[name]])
+        lines.append(f"| {name} | {test['n']} | {test['mean_difference']:+.4f} | {test['median_difference']:+.4f} | "
+                     f"{test['first_better']} / {test['other_better']} | {test['p']:.3g} |")
+    return lines
 
 
 def run_comparison(config):
-    from frcunet.evaluation import EvaluateConfig, evaluate
     from frcunet.models import build_model
     from frcunet.provenance import git_commit, versions
 
     if config.budget not in BUDGETS:
         raise UserError(f"--budget must be one of {', '.join(BUDGETS)}")
-    budget = {key: dict(value) for key, value in BUDGETS[config.budget].items()}
-    if config.epochs:
-        budget["train"]["epochs"] = budget["finetune"]["epochs"] = config.epochs
-    models = {name: budget["models"].get(name, {}) for name in (config.models or budget["models"])}
+    if not config.seeds or any(s < 0 for s in config.seeds):
+        raise UserError("--seeds takes one or more non-negative integers")
+    budget = BUDGETS[config.budget]
+    names = list(config.models or budget["models"])
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    sections = {"main": [], "transfer": [], "finetune": []}
-    for name, options in models.items():
-        run = out / "runs" / name
-        parameters = build_model(name, (64, 64, 3), **options).count_params()
-        minutes, speed = _train_and_time(budget["train"], config.data, run, name, options, config.seed)
-        metrics, _ = evaluate(EvaluateConfig(run=str(run), data=config.data, out=str(out / "eval" / name),
-                                             progress=False))
-        sections["main"].append(_row(name, metrics, parameters, minutes, speed))
-        if config.transfer:
-            metrics, _ = evaluate(EvaluateConfig(run=str(run), data=config.transfer, resize=True, progress=False,
-                                                 out=str(out / "eval" / f"{name}_transfer")))
-            sections["transfer"].append(_row(f"{name}, no fine-tuning", metrics, parameters, None, None))
-        if config.finetune:
-            tuned = out / "runs" / f"{name}_finetuned"
-            minutes, speed = _train_and_time(budget["finetune"], config.finetune, tuned, name, options, config.seed,
-                                             init_weights=run / "best.weights.h5")
-            metrics, _ = evaluate(EvaluateConfig(run=str(tuned), data=config.finetune, progress=False,
-                                                 out=str(out / "eval" / f"{name}_finetuned")))
-            sections["finetune"].append(_row(f"{name}, fine-tuned", metrics, parameters, minutes, speed))
-        _write_report(out, config, budget, sections, versions(), git_commit())
+    sections = {"main": {}, "transfer": {}, "finetune": {}}
+    parameters = {}
+    for name in names:
+        settings, options = _settings(budget, name, "train", config)
+        parameters[name] = build_model(name, (64, 64, 3), **options).count_params()
+        for key in sections:
+            sections[key][name] = []
+        for seed in config.seeds:
+            run = out / "runs" / f"{name}_seed{seed}"
+            timing = _train_and_time(settings, options, config.data, run, name, seed)
+            metrics, dice = _evaluate(run, config.data, out / "eval" / f"{name}_seed{seed}")
+            sections["main"][name].append((metrics, dice, timing))
+            if config.transfer:
+                metrics, dice = _evaluate(run, config.transfer, out / "eval" / f"{name}_seed{seed}_transfer",
+                                          resize=True)
+                sections["transfer"][name].append((metrics, dice, None))
+            if config.finetune:
+                tuned = out / "runs" / f"{name}_seed{seed}_finetuned"
+                tune_settings, _ = _settings(budget, name, "finetune", config)
+                timing = _train_and_time(tune_settings, options, config.finetune, tuned, name, seed,
+                                         init_weights=run / "best.weights.h5")
+                metrics, dice = _evaluate(tuned, config.finetune, out / "eval" / f"{name}_seed{seed}_finetuned")
+                sections["finetune"][name].append((metrics, dice, timing))
+            _write_report(out, config, budget, names, sections, parameters, versions(), git_commit())
     return out / "comparison.md"
 
 
-def _write_report(out, config, budget, sections, library_versions, commit):
+def _write_report(out, config, budget, names, sections, parameters, library_versions, commit):
     from frcunet.saving import atomic_path
 
-    lines = [f"# Comparison on {config.data} ({config.budget} budget)", "", HEADER, *sections["main"], ""]
-    if sections["transfer"] or sections["finetune"]:
-        described = []
-        if config.transfer:
-            described.append(f"no fine-tuning: the test split of {config.transfer}, models trained on {config.data}")
-        if config.finetune:
-            described.append(f"fine-tuned: trained on {config.finetune} from those weights, scored on its test split")
-        lines += ["Transfer (" + "; ".join(described) + "):", "", HEADER, *sections["transfer"],
-                  *sections["finetune"], ""]
+    titles = {"main": f"Test split of {config.data}",
+              "transfer": f"No fine-tuning: the test split of {config.transfer}, models trained on {config.data}",
+              "finetune": f"Fine-tuned: trained on {config.finetune} from each model's weights, scored on its test "
+                          "split"}
+    lines = [f"# Comparison on {config.data} ({config.budget} budget, seeds {', '.join(map(str, config.seeds))})",
+             ""]
+    for key, title in titles.items():
+        results = {name: rows for name, rows in sections[key].items() if rows}
+        if not results:
+            continue
+        lines += [f"## {title}", "", HEADER, *(_row(n, r, parameters[n]) for n, r in results.items()), ""]
+        tests = _test_lines(names[0], results)
+        if tests:
+            lines += ["Paired per-image test (Dice of each image averaged over the seeds):", "", *tests, ""]
+    train, _ = _settings(budget, names[0], "train", config)
+    tune, _ = _settings(budget, names[0], "finetune", config)
     lines += [
-        "Pooled F1..JS over all test pixels at threshold 0.5 (JS = true Jaccard); /img = per-image means.",
-        f"Training settings: {json.dumps(budget['train'])}; fine-tuning: {json.dumps(budget['finetune'])}.",
-        f"Seed {config.seed}. Command: `{' '.join(shlex.quote(a) for a in sys.argv)}`.",
+        "Mean ± sample sd over the seeds. Pooled F1..JS over all test pixels at threshold 0.5 (JS = true Jaccard); "
+        "/img = per-image means; thr. Jaccard = the ISIC challenge score (per-image IoU below 0.65 counts as 0).",
+        f"Recipe {budget['recipe']!r}; training settings: {json.dumps(train)}; fine-tuning: {json.dumps(tune)}; "
+        f"model options: {json.dumps({n: _settings(budget, n, 'train', config)[1] for n in names})}.",
+        f"Command: `{' '.join(shlex.quote(a) for a in sys.argv)}`.",
         f"Versions: {json.dumps(library_versions)}; commit {commit}.",
     ]
     with atomic_path(out / "comparison.md") as temporary:

@@ -1,21 +1,53 @@
-"""The comparison harness writes one table with a row per model, and transfer rows."""
+"""The comparison harness: mean ± sd over seeds per model, paired per-image tests, transfer rows."""
+
+import numpy as np
+import pytest
 
 from conftest import run_cli
+from frcunet.compare import mean_sd, paired_test
 from frcunet.data.prepare import prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
 
 
-def test_compare_trains_each_model_and_writes_one_table(tmp_path):
+def test_compare_trains_each_model_per_seed_and_tests_the_first_against_the_rest(tmp_path):
     write_synthetic_isic(tmp_path / "syn", 16, seed=1, size=(32, 32), progress=False)
     prepare_dataset("isic2018", tmp_path / "syn", tmp_path / "a", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
                     progress=False)
     prepare_dataset("isic2018", tmp_path / "syn", tmp_path / "b", (32, 32), split=(0.0, 0.0, 1.0), workers=1,
                     progress=False)
-    done = run_cli("compare", "--data", tmp_path / "a", "--out", tmp_path / "cmp", "--models", "unet",
-                   "attention-unet", "--epochs", 1, "--transfer", tmp_path / "b", timeout=600)
+    args = ["compare", "--data", tmp_path / "a", "--out", tmp_path / "cmp", "--models", "unet", "attention-unet",
+            "--epochs", 1, "--seeds", 0, 1, "--transfer", tmp_path / "b"]
+    done = run_cli(*args, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "cmp" / "comparison.md").read_text()
-    assert "| model | F1 | SE | SP | ACC | PC | JS |" in report
-    assert "| unet |" in report and "| attention-unet |" in report
-    assert "| unet, no fine-tuning |" in report and "Seed 0. Command:" in report
-    assert (tmp_path / "cmp" / "eval" / "unet" / "metrics.json").is_file()
+    assert "| model | seeds | F1 | SE | SP | ACC | PC | JS |" in report
+    assert "| unet | 2 | " in report and "| attention-unet | 2 | " in report and " ± " in report
+    assert "| unet vs | images |" in report and "Wilcoxon p" in report
+    assert "## No fine-tuning" in report
+    for seed in (0, 1):
+        assert (tmp_path / "cmp" / "eval" / f"unet_seed{seed}" / "metrics.json").is_file()
+    # Run again: every run and evaluation is found and reused, the report is the same.
+    again = run_cli(*args, timeout=600)
+    assert again.returncode == 0 and "Epoch" not in again.stdout
+    assert (tmp_path / "cmp" / "comparison.md").read_text().split("Command:")[0] == report.split("Command:")[0]
+
+
+def test_paired_test_matches_scipy_on_seed_averaged_dice():
+    from scipy.stats import wilcoxon
+
+    rng = np.random.default_rng(0)
+    ids = [f"i{k}" for k in range(30)]
+    first = [{i: float(v) for i, v in zip(ids, rng.uniform(0.7, 0.95, 30))} for _ in range(3)]
+    other = [{i: d[i] - 0.02 + 0.01 * rng.standard_normal() for i in ids} for d in first]
+    result = paired_test(first, other)
+    a = np.array([np.mean([d[i] for d in first]) for i in ids])
+    b = np.array([np.mean([d[i] for d in other]) for i in ids])
+    assert result["n"] == 30 and result["p"] == pytest.approx(wilcoxon(a, b).pvalue)
+    assert result["mean_difference"] == pytest.approx(float((a - b).mean()))
+    assert result["first_better"] + result["other_better"] == 30 and result["p"] < 0.01
+
+
+def test_mean_sd_uses_the_sample_sd_and_skips_undefined_values():
+    assert mean_sd([0.8, 0.9, 1.0], 3) == "0.900 ± 0.100"
+    assert mean_sd([0.5, float("nan")], 2) == "0.50"
+    assert mean_sd([], 2) == "-"
