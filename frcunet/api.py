@@ -53,18 +53,22 @@ def evaluate(run, data="data/isic2018", out="", **settings):
     return metrics
 
 
-def load_model(run):
-    """A run's best model (a keras.Model taking raw RGB images), rebuilt from its config.json."""
+def load_model(run=None):
+    """A run's best model (a keras.Model taking raw RGB images), rebuilt from its config.json.
+
+    Without `run`, the frcunet-lite model trained on ISIC 2018 that ships with the package (see
+    frcunet/pretrained/MODEL_CARD.md: research use, dermoscopic images, not a medical device).
+    """
     from frcunet.runs import load_run_model
 
-    return load_run_model(run)[0]
+    return load_run_model(None if run is None else str(run))[0]
 
 
 def predict(model_or_run, images, threshold=None, tta=False, batch_size=8):
     """Lesion probability maps (or masks, given a threshold) for RGB images of any sizes.
 
     Args:
-        model_or_run: a keras.Model from `build_model`/`load_model`, or a run folder.
+        model_or_run: a keras.Model from `build_model`/`load_model`, a run folder, or None for the shipped model.
         images: one (H, W, 3) array or a list of them, uint8 RGB.
         threshold: None for probabilities in [0, 1]; a number for boolean masks.
 
@@ -75,7 +79,8 @@ def predict(model_or_run, images, threshold=None, tta=False, batch_size=8):
 
     from frcunet.prediction import predict_arrays
 
-    model = load_model(model_or_run) if isinstance(model_or_run, (str, Path)) else model_or_run
+    model = load_model(model_or_run) if model_or_run is None or isinstance(model_or_run, (str, Path)) \
+        else model_or_run
     single = isinstance(images, np.ndarray) and images.ndim == 3
     maps = predict_arrays(model, [images] if single else list(images), batch_size, tta)
     if threshold is not None:

@@ -39,6 +39,7 @@ class EvaluateConfig:
     resize: bool = False
     batch_size: int = 8
     progress: bool = True
+    pretrained: bool = False  # score the model shipped with the package instead of a run
 
 
 def _test_ids_and_sizes(data, count):
@@ -145,11 +146,14 @@ def evaluate(config):
     from frcunet.prediction import predict_batches, resize_images, resize_probabilities
     from frcunet.runs import load_run_model
 
-    run = Path(config.run or Path("weights") / f"{Path(config.data).name}_frcunet")
+    if config.pretrained and config.run:
+        raise UserError("--pretrained scores the shipped model; drop --run (or --pretrained)")
+    run = Path("pretrained") if config.pretrained else \
+        Path(config.run or Path("weights") / f"{Path(config.data).name}_frcunet")
     test = open_split(config.data, "test")
     if len(test) == 0:
         raise UserError(f"the test split of {config.data} is empty; prepare it with a non-empty test share")
-    model, run_config = load_run_model(run)
+    model, run_config = load_run_model(None if config.pretrained else run)
     model_size = tuple(run_config["size"])
     if test.size != model_size and not config.resize:
         raise UserError(f"the test images are {test.size[0]}x{test.size[1]} but {run} was trained at "

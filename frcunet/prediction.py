@@ -81,7 +81,8 @@ def _input_files(source):
 
 
 def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True):
-    """Segments files; returns (number written, list of "file: reason" for unreadable inputs)."""
+    """Segments files with a run's model (run None: the shipped model); returns (number written, list of
+    "file: reason" for unreadable inputs)."""
     from frcunet.data.imaging import read_image
     from frcunet.errors import UserError
     from frcunet.runs import load_run_model

@@ -19,8 +19,16 @@ def read_run_config(run):
 
 
 def load_run_model(run):
-    """(model, config) of a run: its architecture rebuilt from config.json, its best weights loaded."""
+    """(model, config) of a run: its architecture rebuilt from config.json, its best weights loaded.
+
+    `run` None means the trained model shipped inside the package (`frcunet.pretrained`).
+    """
     from frcunet.models import build_model
+
+    if run is None:
+        from frcunet.pretrained import load_pretrained_model
+
+        return load_pretrained_model()
 
     config = read_run_config(run)
     model = build_model(config["model"], (*config["size"], 3), **config.get("model_options", {}))

@@ -1,0 +1,61 @@
+"""The trained model shipped inside the package: frcunet-lite trained on ISIC 2018 (see its MODEL_CARD.md).
+
+The weights are stored as float16 arrays in one `.npz` (half the size of a
+float32 `.weights.h5`, and readable without Keras), beside a JSON record of the
+architecture, input size and held-out test ids. Loading rebuilds the model in
+float32 and assigns the arrays in the model's own weight order, checked by name
+and shape, so it works on every Keras backend and needs no network.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from frcunet.errors import UserError
+
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+WEIGHTS_FILE = "frcunet_lite_isic2018.npz"
+RECORD_FILE = "frcunet_lite_isic2018.json"
+MODEL_CARD = "MODEL_CARD.md"
+
+
+def pretrained_record(folder=PRETRAINED_DIR):
+    """The shipped model's record: model, model_options, size, recipe, test metrics, held-out test ids."""
+    path = Path(folder) / RECORD_FILE
+    if not path.is_file() or not (Path(folder) / WEIGHTS_FILE).is_file():
+        raise UserError(f"no trained model is shipped in {folder}; reinstall frcunet, or pass --run with a run "
+                        "folder you trained")
+    return json.loads(path.read_text())
+
+
+def load_pretrained_model(folder=PRETRAINED_DIR):
+    """(model, record) of the shipped model: a float32 keras.Model taking raw RGB images, and its record."""
+    from frcunet.models import build_model
+
+    record = pretrained_record(folder)
+    model = build_model(record["model"], (*record["size"], 3), **record["model_options"])
+    with np.load(Path(folder) / WEIGHTS_FILE) as stored:
+        names = [str(n) for n in stored["names"]]
+        values = [stored[f"w{i:04d}"] for i in range(len(names))]
+    expected = [w.path for w in model.weights]
+    if names != expected or any(tuple(v.shape) != tuple(w.shape) for v, w in zip(values, model.weights)):
+        raise UserError(f"{Path(folder) / WEIGHTS_FILE} does not fit {record['model']} as this version builds it; "
+                        "reinstall frcunet")
+    model.set_weights([v.astype(np.float32) for v in values])
+    return model, record
+
+
+def write_pretrained(model, record, folder):
+    """Stores `model`'s weights as float16 and `record` as JSON in `folder`, each file atomically."""
+    from frcunet.saving import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {f"w{i:04d}": np.asarray(w.numpy(), np.float16) for i, w in enumerate(model.weights)}
+    arrays["names"] = np.array([w.path for w in model.weights])
+    with atomic_path(folder / WEIGHTS_FILE) as temporary:
+        with open(temporary, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    with atomic_path(folder / RECORD_FILE) as temporary:
+        temporary.write_text(json.dumps(record, indent=1))

@@ -1,0 +1,64 @@
+"""Turns a finished run into the model shipped inside the package (frcunet/pretrained/).
+
+    python scripts/ship_model.py --run weights/isic128_cpu_final --data data/isic128 \
+        --evaluation output/isic128_cpu_final
+
+Writes the run's best weights as float16 (`frcunet_lite_isic2018.npz`) and a record
+(`frcunet_lite_isic2018.json`) with the architecture, input size, the training settings, the
+test metrics of `--evaluation` (its metrics.json) and the ids of the held-out test images, then reloads
+the stored model and reports how far its probabilities are from the float32 run's on the test images.
+MODEL_CARD.md beside them is written by hand from the record.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+TRAINING_KEYS = ("epochs", "batch_size", "lr", "loss", "augment", "monitor", "schedule", "warmup_epochs",
+                 "optimizer", "weight_decay", "ema", "max_minutes", "train_splits", "precision_used", "seed")
+
+
+def main():
+    from frcunet.data.pipeline import open_split
+    from frcunet.pretrained import PRETRAINED_DIR, load_pretrained_model, write_pretrained
+    from frcunet.prediction import predict_batches
+    from frcunet.runs import load_run_model
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--data", required=True, help="the prepared folder the run trained on")
+    parser.add_argument("--evaluation", required=True, help="frcunet evaluate's output folder for the run")
+    parser.add_argument("--out", default=str(PRETRAINED_DIR))
+    args = parser.parse_args()
+
+    model, config = load_run_model(args.run)
+    metrics = json.loads((Path(args.evaluation) / "metrics.json").read_text())
+    manifest = json.loads((Path(args.data) / "manifest.json").read_text())
+    history = (Path(args.run) / "history.csv").read_text().strip().splitlines()
+    record = {
+        "model": config["model"], "model_options": config["model_options"], "size": config["size"],
+        "threshold": 0.5,
+        "training": {key: config.get(key) for key in TRAINING_KEYS} | {"epochs_run": len(history) - 1},
+        "data": {"dataset": manifest.get("dataset"), "source": "ISIC 2018 Task 1 training data (2335 of the 2594 "
+                 "pairs, downscaled to 256x192)", "split": manifest.get("split"),
+                 "counts": manifest.get("counts"), "manifest_sha1": config.get("data_manifest_sha1")},
+        "test_metrics": {key: metrics[key] for key in ("pooled", "per_image_mean", "thresholded_jaccard",
+                                                        "n_images", "native") if key in metrics},
+        "held_out_test_ids": [entry["id"] for entry in manifest["splits"]["test"]],
+        "versions": config.get("versions"), "git_commit": config.get("git_commit"),
+    }
+    write_pretrained(model, record, args.out)
+    shipped, _ = load_pretrained_model(args.out)
+    images = np.asarray(open_split(args.data, "test").images)
+    before = predict_batches(model, images, 16, progress=False)
+    after = predict_batches(shipped, images, 16, progress=False)
+    changed = np.mean((before > 0.5) != (after > 0.5))
+    size = sum(p.stat().st_size for p in Path(args.out).glob("frcunet_lite_isic2018.*"))
+    print(f"wrote {args.out}: {size / 1e6:.2f} MB; float16 vs float32 probabilities on {len(images)} test images: "
+          f"max |difference| {np.abs(before - after).max():.2e}, mask pixels changed {changed:.2e}")
+
+
+if __name__ == "__main__":
+    main()
