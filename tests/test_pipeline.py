@@ -98,3 +98,24 @@ def test_pooled_dice_pools_over_batches():
     metric.reset_state()
     metric.update_state(np.zeros((1, 4, 4, 1)), np.zeros((1, 4, 4, 1)))
     assert float(metric.result()) == 1.0  # both empty: perfect
+
+
+@pytest.mark.parametrize("size", [(32, 32), (32, 48)])
+def test_native_pipeline_yields_the_same_batches_as_the_python_one(tmp_path, size):
+    pytest.importorskip("tensorflow")
+    from frcunet.data.native_pipeline import native_dataset
+
+    folder = write_prepared(tmp_path / "p", n=10, size=size)
+    python_batches = SegmentationBatches(folder, ("train", "val"), batch_size=6, shuffle=True, augment="flip",
+                                         seed=4, epoch=1)
+    native = native_dataset(SegmentationBatches(folder, ("train", "val"), batch_size=6, shuffle=True,
+                                                augment="flip", seed=4, epoch=1), epochs=3)
+    expected = []
+    for _ in range(2):  # epochs 1 and 2, as a resumed run would see them
+        expected += [python_batches[i] for i in range(len(python_batches))]
+        python_batches.on_epoch_end()
+    got = [(np.asarray(x), np.asarray(y)) for x, y in native]
+    assert len(got) == len(expected) == 8
+    for (x, y), (ex, ey) in zip(got, expected):
+        np.testing.assert_array_equal(x, ex)
+        np.testing.assert_array_equal(y, ey)

@@ -115,11 +115,11 @@ class SegmentationBatches(keras.utils.PyDataset):
     def __len__(self):
         return math.ceil(self._length / self.batch_size)
 
-    def order(self):
-        """Row order of the current epoch (rows of several splits are numbered one after the other)."""
+    def order(self, epoch=None):
+        """Row order of `epoch` (default: the current one); rows of several splits are numbered in turn."""
         if not self.shuffle:
             return np.arange(self._length)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self._length)
+        return np.random.default_rng([self.seed, self.epoch if epoch is None else epoch]).permutation(self._length)
 
     def _read(self, rows):
         images, masks = [], []
