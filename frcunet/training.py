@@ -309,8 +309,11 @@ def train(config):
     callbacks, best, nan_guard = _callbacks(config, run, resume_state, len(train_data))
     if replicas > 1:
         print(f"data-parallel over {replicas} replicas, {config.batch_size // replicas} images each per step")
-    history = model.fit(*_fit_input(config, train_data), validation_data=val_data, epochs=config.epochs,
-                        initial_epoch=epochs_done, callbacks=callbacks, verbose=config.verbose)
+    train_input, steps_per_epoch = _fit_input(config, train_data)
+    # shuffle=False: the pipeline orders each epoch from (seed, epoch); Keras' own batch shuffle would draw
+    # from Python's global random, which a resumed run does not continue.
+    history = model.fit(train_input, steps_per_epoch=steps_per_epoch, validation_data=val_data, shuffle=False,
+                        epochs=config.epochs, initial_epoch=epochs_done, callbacks=callbacks, verbose=config.verbose)
     if nan_guard.where:
         epoch, batch = nan_guard.where
         kept = f"best weights so far kept in {run / 'best.weights.h5'}" if (run / "best.weights.h5").is_file() \
