@@ -46,6 +46,7 @@ def main():
                  "counts": manifest.get("counts"), "manifest_sha1": config.get("data_manifest_sha1")},
         "test_metrics": {key: metrics[key] for key in ("pooled", "per_image_mean", "thresholded_jaccard",
                                                         "n_images", "native") if key in metrics},
+        "test_evaluation": {key: metrics["settings"][key] for key in ("tta", "threshold")},
         "held_out_test_ids": [entry["id"] for entry in manifest["splits"]["test"]],
         "versions": config.get("versions"), "git_commit": config.get("git_commit"),
     }

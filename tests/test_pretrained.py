@@ -1,0 +1,71 @@
+"""The trained model shipped inside the package: compact, loadable offline on every backend, and accurate."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import run_cli
+from frcunet.pretrained import MODEL_CARD, PRETRAINED_DIR, RECORD_FILE, WEIGHTS_FILE, pretrained_record
+
+HELD_OUT_SAMPLE = 12
+
+
+def test_shipped_files_are_compact_float16_with_a_record_and_a_card():
+    weights = PRETRAINED_DIR / WEIGHTS_FILE
+    assert weights.stat().st_size + (PRETRAINED_DIR / RECORD_FILE).stat().st_size <= 8 * 1024 * 1024
+    with np.load(weights) as stored:
+        arrays = [stored[k] for k in stored.files if k != "names"]
+    assert arrays and all(a.dtype == np.float16 for a in arrays)
+    record = pretrained_record()
+    assert record["model"] == "frcunet-lite" and len(record["size"]) == 2
+    assert "val" in record["training"]["train_splits"] and len(record["held_out_test_ids"]) > 400
+    card = (PRETRAINED_DIR / MODEL_CARD).read_text()
+    for words in ("CC BY-NC 4.0", "not a medical device", "dermoscop"):
+        assert words in card
+
+
+def _held_out_pairs(shared_data, count):
+    record = pretrained_record()
+    root = shared_data / "ISIC2018"
+    ids = record["held_out_test_ids"][:count]
+    return [(root / "ISIC2018_Task1-2_Training_Input" / f"{i}.jpg",
+             root / "ISIC2018_Task1_Training_GroundTruth" / f"{i}_segmentation.png") for i in ids]
+
+
+@pytest.mark.agnostic
+def test_shipped_model_segments_held_out_real_images(shared_data):
+    import frcunet
+    from frcunet.metrics import per_image_metrics
+
+    model = frcunet.load_model()
+    dice = []
+    for image_path, mask_path in _held_out_pairs(shared_data, HELD_OUT_SAMPLE):
+        image = np.asarray(Image.open(image_path).convert("RGB"))
+        truth = np.asarray(Image.open(mask_path)) >= 128
+        mask = frcunet.predict(model, image, threshold=0.5)
+        assert mask.shape == image.shape[:2]
+        dice.append(per_image_metrics(truth[None], mask[None].astype(np.float32))["dice"][0])
+    assert np.mean(dice) >= 0.8, dice
+
+
+def test_predict_without_a_run_uses_the_shipped_model(shared_data, tmp_path):
+    (image_path, mask_path), = _held_out_pairs(shared_data, 1)
+    done = run_cli("predict", "--input", image_path, "--out", tmp_path / "masks", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = np.asarray(Image.open(tmp_path / "masks" / f"{image_path.stem}_segmentation.png"))
+    truth = np.asarray(Image.open(mask_path)) >= 128
+    assert written.shape == truth.shape and set(np.unique(written)) <= {0, 255}
+    overlap = 2 * np.sum((written > 0) & truth) / (np.sum(written > 0) + np.sum(truth))
+    assert overlap >= 0.7
+
+
+def test_evaluate_scores_the_shipped_model_on_a_prepared_folder(tiny_run, tmp_path):
+    done = run_cli("evaluate", "--pretrained", "--data", tiny_run / "prepared", "--resize",
+                   "--out", tmp_path / "eval", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["model"] == "frcunet-lite" and metrics["run"] == "pretrained"
+    clash = run_cli("evaluate", "--pretrained", "--run", tiny_run / "run", "--data", tiny_run / "prepared")
+    assert clash.returncode == 2 and clash.stderr.startswith("error:") and "--pretrained" in clash.stderr
