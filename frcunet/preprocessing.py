@@ -5,8 +5,22 @@ import keras
 from keras import layers, ops
 
 
+class _OutputRange(layers.Layer):
+    """A layer mapping images to [low, high]; keeps the range in its config."""
+
+    def __init__(self, low=-1.0, high=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.low = float(low)
+        self.high = float(high)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"low": self.low, "high": self.high})
+        return config
+
+
 @keras.saving.register_keras_serializable(package="frcunet")
-class MinMaxNormalization(layers.Layer):
+class MinMaxNormalization(_OutputRange):
     """Per-image min-max scaling over all pixels and channels, inside the model.
 
     The reference scaled each image to 0..255 before feeding it; doing it in
@@ -24,11 +38,6 @@ class MinMaxNormalization(layers.Layer):
     [-1.0, 0.004, 1.0]
     """
 
-    def __init__(self, low=-1.0, high=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.low = float(low)
-        self.high = float(high)
-
     def call(self, images):
         images = ops.cast(images, self.compute_dtype)
         # Statistics in float32 even under mixed precision: bfloat16 min/max of
@@ -39,14 +48,9 @@ class MinMaxNormalization(layers.Layer):
         unit = (images32 - lowest) / ops.maximum(highest - lowest, 1e-6)
         return ops.cast(self.low + (self.high - self.low) * unit, self.compute_dtype)
 
-    def get_config(self):
-        config = super().get_config()
-        config.update({"low": self.low, "high": self.high})
-        return config
-
 
 @keras.saving.register_keras_serializable(package="frcunet")
-class FixedScaling(layers.Layer):
+class FixedScaling(_OutputRange):
     """Maps 0..255 to [low, high] with the same constants for every image.
 
     Unlike the reference's per-image min-max, dark vignette corners and hair
@@ -63,19 +67,9 @@ class FixedScaling(layers.Layer):
     [-1.0, -0.6, 1.0]
     """
 
-    def __init__(self, low=-1.0, high=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.low = float(low)
-        self.high = float(high)
-
     def call(self, images):
         images = ops.cast(images, self.compute_dtype)
         return self.low + (self.high - self.low) / 255.0 * images
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"low": self.low, "high": self.high})
-        return config
 
 
 NORMALIZATIONS = {"minmax": MinMaxNormalization, "fixed": FixedScaling}

@@ -102,8 +102,7 @@ def test_pooled_dice_pools_over_batches():
 
 @pytest.mark.parametrize("size", [(32, 32), (32, 48)])
 def test_native_pipeline_yields_the_same_batches_as_the_python_one(tmp_path, size):
-    pytest.importorskip("tensorflow")
-    from frcunet.data.native_pipeline import native_dataset
+    from frcunet.data.native_pipeline import native_dataset  # TensorFlow is in requirements.txt: never skipped
 
     folder = write_prepared(tmp_path / "p", n=10, size=size)
     python_batches = SegmentationBatches(folder, ("train", "val"), batch_size=6, shuffle=True, augment="flip",
