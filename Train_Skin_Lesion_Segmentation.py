@@ -1,7 +1,12 @@
-"""Train FRCU-Net as the paper did: `python Train_Skin_Lesion_Segmentation.py [options]`.
+"""Train FRCU-Net with the paper's recipe: `python Train_Skin_Lesion_Segmentation.py [options]`.
 
 With no arguments: frcunet on data/isic2018 (written by Prepare_ISIC2018.py), 100 epochs, best weights in
 weights/isic2018_frcunet/. The same as `frcunet train`; run with --help for every option.
+
+Unlike the released script, it trains from scratch: the release always started the encoder from the
+DeepLabv3+ Xception PASCAL VOC weights, which this script loads only when asked with
+`--backbone-weights deeplabv3_xception_tf_dim_ordering_tf_kernels.h5` (fetched once when online; offline
+the error says where to put the file). README, "Differences from the released code", lists the rest.
 """
 
 import sys

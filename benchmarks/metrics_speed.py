@@ -1,9 +1,12 @@
-"""Metric speed: frcunet.metrics against the reference's per-pixel Python loop, in the same run.
+"""Metric speed: frcunet.metrics against the released Evaluate_Skin.py's metric sequence, in the same run.
 
     python benchmarks/metrics_speed.py [--images 520] [--size 256]
 
-The reference counted its confusion matrix in a Python loop over every pixel;
-that loop is timed on a slice (--loop-pixels) and scaled to the full set.
+The release thresholded the flat score vector, called scikit-learn's roc_curve, roc_auc_score and
+precision_recall_curve (+ np.trapz) on it, copied it pixel by pixel into y_pred in a Python loop, then
+called confusion_matrix, its "Jaccard" (jaccard_similarity_score, which returned accuracy: today
+accuracy_score) and f1_score. The scikit-learn calls run on every pixel; the loop is timed on a slice
+(--loop-pixels) and scaled to the full set.
 """
 
 import argparse
@@ -14,19 +17,25 @@ import numpy as np
 from frcunet.metrics import per_image_metrics, pooled_metrics
 
 
-def reference_confusion_loop(truth, predicted):
-    """The reference's way: index the flat numpy vectors pixel by pixel in Python."""
-    tp = fp = tn = fn = 0
-    for i in range(len(truth)):
-        if truth[i] == 1 and predicted[i] == 1:
-            tp += 1
-        elif predicted[i] == 1:
-            fp += 1
-        elif truth[i] == 1:
-            fn += 1
-        else:
-            tn += 1
-    return tp, fp, tn, fn
+def released_copy_loop(scores, threshold=0.5):
+    """The release's loop: y_pred filled one pixel at a time from the (already thresholded) scores."""
+    predicted = np.empty(scores.shape[0])
+    for i in range(scores.shape[0]):
+        predicted[i] = 1 if scores[i] >= threshold else 0
+    return predicted
+
+
+def released_sklearn_calls(truth, scores, predicted):
+    """The release's scikit-learn calls, in its order, on every pixel."""
+    from sklearn import metrics
+
+    metrics.roc_curve(truth, scores)
+    metrics.roc_auc_score(truth, scores)
+    precision, recall, _ = metrics.precision_recall_curve(truth, scores)
+    np.trapezoid(precision[::-1], recall[::-1])
+    metrics.confusion_matrix(truth, predicted)
+    metrics.accuracy_score(truth, predicted)  # what jaccard_similarity_score computed for binary labels
+    metrics.f1_score(truth, predicted, average="binary")
 
 
 def main():
@@ -53,19 +62,27 @@ def main():
     per_image_metrics(truth, probabilities)
     per_image_seconds = time.perf_counter() - start
 
-    flat_truth = truth.ravel()[: args.loop_pixels].astype(np.uint8)
-    flat_predicted = (probabilities.ravel() > 0.5)[: args.loop_pixels].astype(np.uint8)
+    # The release's vectors: (N, 1) columns of 0/1 ints, scores thresholded before any curve.
+    y_true = np.where(truth.reshape(-1, 1) > 0.5, 1, 0)
+    y_scores = np.where(probabilities.reshape(-1, 1) > 0.5, 1, 0)
     start = time.perf_counter()
-    reference_confusion_loop(flat_truth, flat_predicted)
+    released_copy_loop(y_scores[: args.loop_pixels])
     loop_seconds = (time.perf_counter() - start) * pixels / args.loop_pixels
+    y_pred = y_scores[:, 0].astype(np.float64)  # what the loop produces, made at once for the calls below
+    start = time.perf_counter()
+    released_sklearn_calls(y_true, y_scores, y_pred)
+    sklearn_seconds = time.perf_counter() - start
+    release_seconds = loop_seconds + sklearn_seconds
 
-    print("| what | seconds | ratio to the reference loop |\n| --- | --- | --- |")
-    print(f"| reference: confusion matrix in a Python loop (timed on {args.loop_pixels / 1e6:.1f} M pixels, scaled) "
-          f"| {loop_seconds:.1f} | 1 |")
-    print(f"| pooled_metrics (confusion, ROC AUC and PR AUC from a 1e-4 histogram) | {pooled_seconds:.2f} | "
-          f"{pooled_seconds / loop_seconds:.4f} |")
+    print("| what | seconds | ratio to the release |\n| --- | --- | --- |")
+    print(f"| release: y_pred copied in a Python loop (timed on {args.loop_pixels / 1e6:.1f} M pixels, scaled) "
+          f"| {loop_seconds:.1f} | |")
+    print(f"| release: scikit-learn ROC, PR, confusion, accuracy, F1 on every pixel | {sklearn_seconds:.1f} | |")
+    print(f"| release, in all | {release_seconds:.1f} | 1 |")
+    print(f"| pooled_metrics (confusion, ROC AUC and AP from a 1e-4 histogram) | {pooled_seconds:.2f} | "
+          f"{pooled_seconds / release_seconds:.4f} |")
     print(f"| per_image_metrics (Dice, IoU, SE, SP, ACC, HD95 of each image) | {per_image_seconds:.2f} | "
-          f"{per_image_seconds / loop_seconds:.4f} |")
+          f"{per_image_seconds / release_seconds:.4f} |")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ KNOWN_WEIGHTS = {
     XCEPTION_VOC: "https://github.com/bonlime/keras-deeplab-v3-plus/releases/download/1.1/" + XCEPTION_VOC,
 }
 URL_ENV = "FRCUNET_XCEPTION_URL"  # a mirror of the known file
+# The released network named two of its bottleneck BN layers after DeepLabv3+ layers, so its by-name load
+# filled them from the VOC file too. This project names them after what they do; the file's names map here.
+VOC_NAMES = {"aspp0_BN": "reduce_BN", "concat_projection_BN": "bottleneck_BN"}
 
 
 @dataclass
@@ -89,7 +92,7 @@ def load_backbone_weights(model, source):
     match = WeightMatch(str(path))
     model_layers = {layer.name: layer for layer in model.layers if layer.weights}
     for name, arrays in groups.items():
-        layer = model_layers.get(name)
+        layer = model_layers.get(VOC_NAMES.get(name, name))
         if layer is None:
             match.not_in_model.append(name)
         elif [tuple(a.shape) for a in arrays] != [tuple(w.shape) for w in layer.weights]:

@@ -10,9 +10,12 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
+from frcunet.errors import UserError
 from frcunet.saving import atomic_path, save_weights_atomic
 
 STATE_FILE = "state.json"
@@ -52,11 +55,13 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         mode: "min" or "max"; "last" saves after every epoch (a final model fitted without validation).
     """
 
-    def __init__(self, path, monitor="val_loss", mode="min", best=None):
+    def __init__(self, path, monitor="val_loss", mode="min", best=None, staging=None):
+        """With `staging` (a folder), an improvement is saved there and published by ResumableState."""
         super().__init__()
         self.path, self.monitor, self.mode = Path(path), monitor, mode
         self.best = best
         self.best_epoch = None
+        self.staging, self.staged = (Path(staging) if staging else None), None
 
     def improved(self, value):
         if self.best is None or self.mode == "last":
@@ -69,24 +74,57 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         value = float(logs[self.monitor])
         if self.improved(value):
             self.best, self.best_epoch = value, epoch + 1
-            save_weights_atomic(self.model, self.path)
+            if self.staging is None:
+                save_weights_atomic(self.model, self.path)
+                return
+            self.staging.mkdir(parents=True, exist_ok=True)
+            self.staged = self.staging / f"{STAGED_BEST_PREFIX}{epoch + 1:04d}.weights.h5"
+            save_weights_atomic(self.model, self.staged)
+
+
+STAGED_BEST_PREFIX = "best-epoch-"
+
+
+def seed_state_variables(model):
+    """The random-seed states of the model's layers (dropout); `save_weights` leaves them out."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+
+def publish_staged_best(folder, state, best_path):
+    """Finishes what a kill interrupted: the staged best weights that `state` names become `best_path`.
+
+    Staged files of epochs that `state` does not name (an epoch that is redone) are removed.
+    """
+    staged = (state or {}).get("best_staged")
+    if staged and (Path(folder) / staged).is_file():
+        os.replace(Path(folder) / staged, best_path)
+    for old in Path(folder).glob(f"{STAGED_BEST_PREFIX}*.weights.h5"):
+        old.unlink()
+    for temporary in Path(folder).glob(".*"):  # atomic writes cut short by a kill
+        temporary.unlink()
 
 
 class ResumableState(keras.callbacks.Callback):
-    """After every finished epoch, saves what a resumed run needs, atomically.
+    """After every finished epoch, saves what a resumed run needs, atomically. Must be the last callback.
 
     `resume/epoch-NNNN.weights.h5` holds the model and optimizer variables
     (learning rate included); `resume/state.json` names that file and holds the
-    epoch and the state of the other callbacks. state.json is replaced only
-    after its weights file is complete, so it always points to a whole file.
+    epoch, the layers' random-seed states and the state of the other callbacks.
+    state.json is replaced only after its weights file is complete, so it always
+    points to a whole file. Since it runs last, the history row is written before
+    it; a new best checkpoint, staged by the checkpoint callback, is published
+    only after state.json records it, so a kill at any moment leaves
+    `best.weights.h5` and the recorded best value in agreement.
     """
 
-    def __init__(self, folder, stateful_callbacks, restore=None, nan_guard=None):
+    def __init__(self, folder, stateful_callbacks, restore=None, nan_guard=None, seed_states=None, best=None):
         super().__init__()
         self.folder = Path(folder)
         self.stateful = stateful_callbacks  # name -> callback whose counters must survive a restart
         self.restore = restore or {}
         self.nan_guard = nan_guard
+        self.seed_states = seed_states
+        self.best = best  # the AtomicBestCheckpoint whose staged file this publishes
 
     def on_train_begin(self, logs=None):
         # Placed after the stateful callbacks, so this runs after their own resets.
@@ -94,6 +132,8 @@ class ResumableState(keras.callbacks.Callback):
             for field, value in values.items():
                 if value is not None:
                     setattr(self.stateful[name], field, value)
+        for variable, value in zip(seed_state_variables(self.model), self.seed_states or []):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
 
     def on_epoch_end(self, epoch, logs=None):
         if not _finite(logs, "loss"):
@@ -101,10 +141,16 @@ class ResumableState(keras.callbacks.Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         weights_name = f"epoch-{epoch + 1:04d}.weights.h5"
         save_weights_atomic(self.model, self.folder / weights_name)
+        staged = self.best.staged if self.best is not None else None
         state = {"epochs_done": epoch + 1, "weights": weights_name,
-                 "callbacks": {name: callback_state(cb) for name, cb in self.stateful.items()}}
+                 "callbacks": {name: callback_state(cb) for name, cb in self.stateful.items()},
+                 "seed_states": [np.asarray(v).tolist() for v in seed_state_variables(self.model)],
+                 "best_staged": staged.name if staged else None}
         with atomic_path(self.folder / STATE_FILE) as temporary:
             temporary.write_text(json.dumps(state, indent=1))
+        if staged:
+            os.replace(staged, self.best.path)
+            self.best.staged = None
         for old in self.folder.glob("epoch-*.weights.h5"):
             if old.name != weights_name:
                 os.unlink(old)
@@ -145,7 +191,11 @@ def read_resume_state(folder):
     path = Path(folder) / STATE_FILE
     if not path.is_file():
         return None
-    state = json.loads(path.read_text())
-    if not (Path(folder) / state["weights"]).is_file():
-        return None
-    return state
+    try:
+        state = json.loads(path.read_text())
+        if not {"weights", "epochs_done", "callbacks"} <= state.keys():
+            raise KeyError("a field is missing")
+        weights = Path(folder) / state["weights"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise UserError(f"{path} is damaged; run the same command with --restart to train from the start") from None
+    return state if weights.is_file() else None

@@ -92,7 +92,7 @@ def _add_synth(subparsers):
         description="Write N synthetic dermoscopy images with exact masks, laid out as the ISIC 2018 Task 1 "
         "download, for demos and tests. The same seed writes the same files.",
     )
-    parser.add_argument("--out", required=True, help="folder to create (replaced if it exists)")
+    parser.add_argument("--out", required=True, help="folder to create (replaced only if an earlier synth wrote it)")
     parser.add_argument("--n", type=int, default=200, help="number of pairs (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(192, 256))
@@ -154,6 +154,8 @@ def _add_train(subparsers):
     parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
                         help="auto: mixed_bfloat16 only on CPUs with native bfloat16 (default: paper float32)")
     parser.add_argument("--jit", action="store_true", help="compile with XLA")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic kernels, so that a resumed run equals an uninterrupted one (slower)")
     parser.add_argument("--distribute", choices=("none", "data-parallel", "multiworker"), default="none")
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="TensorFlow: split the CPU into N devices for --distribute data-parallel (testing)")
@@ -204,7 +206,8 @@ def _run_train(args):
     settings, options = train_settings(args)
     config = TrainConfig(
         data=args.data, run=args.run or "", model=args.model, model_options=options, early_stop=args.early_stop,
-        seed=args.seed, size=tuple(args.size) if args.size else None, jit=args.jit, distribute=args.distribute,
+        seed=args.seed, size=tuple(args.size) if args.size else None, jit=args.jit, deterministic=args.deterministic,
+        distribute=args.distribute,
         cpu_replicas=args.cpu_replicas, init_weights=args.init_weights, backbone_weights=args.backbone_weights,
         loader_workers=args.loader_workers, restart=args.restart, verbose=2 if args.quiet else 1, **settings,
     )
@@ -229,7 +232,8 @@ def _add_evaluate(subparsers):
                         help="score the model shipped with the package instead of a run (add --resize when the "
                         "prepared size is not its 128x128)")
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
-    parser.add_argument("--out", help="output folder (default: output/<run folder name>)")
+    parser.add_argument("--out", help="output folder (default: output/<run folder name>; replaced only if an "
+                        "earlier evaluate wrote it)")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--tta", action="store_true", help="average the predictions of the flipped images")
     parser.add_argument("--native", action="store_true",
@@ -263,7 +267,8 @@ def _add_predict(subparsers):
     parser.add_argument("--run", help="run folder with config.json and best.weights.h5 (default: the trained "
                         "frcunet-lite shipped with the package, see its MODEL_CARD.md)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
-    parser.add_argument("--out", required=True, help="folder for the masks (created if missing)")
+    parser.add_argument("--out", required=True, help="folder for the masks (created if missing; other files in "
+                        "it are kept, and only masks that predict wrote are replaced)")
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--probabilities", action="store_true", help="also write <stem>_probability.png (0..255)")
     parser.add_argument("--tta", action="store_true", help="average the predictions of the flipped images")
@@ -314,7 +319,7 @@ def _add_export(subparsers):
     )
     parser.add_argument("--run", required=True, help="run folder with config.json and best.weights.h5")
     parser.add_argument("--format", choices=("savedmodel", "keras"), default="savedmodel")
-    parser.add_argument("--out", required=True, help="folder to write (replaced if it exists)")
+    parser.add_argument("--out", required=True, help="folder to write (replaced only if an earlier export wrote it)")
     parser.set_defaults(run_command=_run_export)
 
 
@@ -410,8 +415,15 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted; nothing partial was kept, run the same command again", file=sys.stderr)
+        print("error: interrupted; no partial output was published (a training keeps its last finished epoch and "
+              "continues from it): run the same command again", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A full or read-only disk, a permission: the file system's own words, no traceback.
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}; free space, fix the permissions or choose "
+              "another folder", file=sys.stderr)
+        return EXIT_USER_ERROR
     return 0
 
 

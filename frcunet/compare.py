@@ -103,6 +103,8 @@ COLUMNS = (("F1", lambda m: m["pooled"]["f1"], 4), ("SE", lambda m: m["pooled"][
            ("PC", lambda m: m["pooled"]["pc"], 4), ("JS", lambda m: m["pooled"]["js"], 4),
            ("Dice/img", lambda m: m["per_image_mean"]["dice"], 4), ("IoU/img", lambda m: m["per_image_mean"]["iou"], 4),
            ("HD95/img (px)", lambda m: m["per_image_mean"]["hd95"], 2),
+           # Evaluations written before hd95_diag existed show "-".
+           ("HD95 diag./img (px)", lambda m: m["per_image_mean"].get("hd95_diag"), 2),
            ("ISIC thr. Jaccard", lambda m: m["thresholded_jaccard"], 4))
 
 

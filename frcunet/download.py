@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from frcunet.errors import UserError
-from frcunet.saving import atomic_folder
+from frcunet.saving import OWNER_MARKER, OwnedEntries, atomic_folder, check_folder_path
 
 MIRROR_ENV = "FRCUNET_MIRROR"
 ISIC = "https://isic-challenge-data.s3.amazonaws.com"
@@ -119,9 +119,24 @@ RAR_TOOLS = {
 }
 
 
+def _check_zip_members(archive, opened, staging):
+    """Every member must land inside the staging folder, and none may be a symbolic link.
+
+    zipfile already cleans member names; this check does not rely on it.
+    """
+    root = staging.resolve()
+    for member in opened.infolist():
+        target = (staging / member.filename).resolve()
+        is_link = (member.external_attr >> 16) & 0o170000 == 0o120000
+        if is_link or (target != root and root not in target.parents):
+            raise UserError(f"{archive} holds {member.filename!r}, which would land outside {staging.parent} "
+                            "or is a link; the archive is not the official one: delete it and download again")
+
+
 def _extract(archive, staging):
     if archive.suffix == ".zip":
         with zipfile.ZipFile(archive) as opened:
+            _check_zip_members(archive, opened, staging)
             opened.extractall(staging)
         return
     tool = next((name for name in RAR_TOOLS if shutil.which(name)), None)
@@ -132,16 +147,30 @@ def _extract(archive, staging):
         raise UserError(f"{tool} could not extract {archive}; it may be corrupt: delete it and run again")
 
 
+# Lists the entries that downloads extracted into a --to folder: only those are ever replaced.
+EXTRACTED_RECORD = ".frcunet-extracted"
+
+
 def _install(archive, target_dir):
-    """Extracts through a staging folder and moves the archive's top-level entries into target_dir."""
+    """Extracts through a staging folder and moves the archive's top-level entries into target_dir.
+
+    An entry already in target_dir is replaced only when an earlier download put it there.
+    """
     staging_root = target_dir / f".extract-{archive.stem}"
-    with atomic_folder(staging_root) as staging:
+    ours = OwnedEntries(target_dir, EXTRACTED_RECORD)
+    with atomic_folder(staging_root, "download staging") as staging:
         _extract(archive, staging)
-        for entry in staging.iterdir():
-            destination = target_dir / entry.name
+        entries = sorted(entry.name for entry in staging.iterdir() if entry.name != OWNER_MARKER)
+        foreign = ours.foreign(entries)
+        if foreign:
+            raise UserError(f"{target_dir} already holds {', '.join(foreign)}, not written by frcunet download; "
+                            "it is left untouched: move it away or choose another --to")
+        ours.add(entries)  # first: a kill during the moves leaves entries that the next run may replace
+        for name in entries:
+            destination = target_dir / name
             if destination.exists():
                 shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
-            os.replace(entry, destination)
+            os.replace(staging / name, destination)
     shutil.rmtree(staging_root, ignore_errors=True)
 
 
@@ -149,6 +178,7 @@ def download_dataset(dataset, to_dir, url_overrides=None, keep_archives=True, pr
     """Fetches, verifies and extracts a dataset's archives into `to_dir`; returns the extracted entries."""
     urls = archive_urls(dataset, url_overrides)
     to_dir = Path(to_dir)
+    check_folder_path(to_dir, "--to")
     to_dir.mkdir(parents=True, exist_ok=True)
     archives = []
     for name, url in urls.items():

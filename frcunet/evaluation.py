@@ -4,7 +4,9 @@ Output folder (`output/<run name>` by default), written atomically:
     metrics.json           pooled metrics, per-image means/stds/undefined counts, ISIC thresholded
                            Jaccard, the legacy "JS" (which equals accuracy), settings and versions
     per_image.csv          id and every per-image metric
-    results.md             the paper's columns plus per-image Dice, IoU, HD95 (also printed)
+    results.md             the paper's columns plus per-image Dice, IoU, HD95 (also printed); AP is the
+                           average precision (stored as "auc_pr"); "HD95 diag." counts an empty
+                           prediction or truth as the image diagonal instead of leaving it out
     ROC.png  Precision_recall.png  overlays.png
     masks/<id>_segmentation.png   0/255 at each test image's original size
 """
@@ -23,7 +25,7 @@ from frcunet.data.prepare import MANIFEST
 from frcunet.errors import UserError
 from frcunet.metrics import PER_IMAGE_KEYS, PooledCounts, per_image_metrics, summarize, thresholded_jaccard
 from frcunet.provenance import versions
-from frcunet.saving import atomic_folder
+from frcunet.saving import atomic_folder, check_output_folder, read_json
 
 PAPER_COLUMNS = (("F1", "f1"), ("SE", "se"), ("SP", "sp"), ("ACC", "acc"), ("PC", "pc"), ("JS", "js"))
 
@@ -47,7 +49,10 @@ def _test_ids_and_sizes(data, count):
     path = Path(data) / MANIFEST
     if not path.is_file():
         return [f"{i:05d}" for i in range(count)], None, None
-    entries = json.loads(path.read_text())["splits"]["test"]
+    try:
+        entries = read_json(path, "prepare the data folder again")["splits"]["test"]
+    except (KeyError, TypeError):
+        raise UserError(f"{path} has no test split list; prepare the data folder again") from None
     if len(entries) != count:
         raise UserError(f"{path} lists {len(entries)} test images but the arrays hold {count}; prepare again")
     return [e["id"] for e in entries], [tuple(e["original_size"]) for e in entries], entries
@@ -98,11 +103,12 @@ def _summary(counts, per_image):
 def results_table(name, summary):
     """Markdown table: the paper's columns, then per-image Dice, IoU, HD95 and the ISIC score."""
     pooled, mean = summary["pooled"], summary["per_image_mean"]
-    header = [c for c, _ in PAPER_COLUMNS] + ["legacy JS (=ACC)", "AUC ROC", "AUC PR", "Dice/img", "IoU/img",
-                                               "HD95/img (px)", "ISIC thr. Jaccard"]
+    header = [c for c, _ in PAPER_COLUMNS] + ["legacy JS (=ACC)", "AUC ROC", "AP", "Dice/img", "IoU/img",
+                                               "HD95/img (px)", "HD95 diag./img (px)", "ISIC thr. Jaccard"]
     values = [pooled[k] for _, k in PAPER_COLUMNS] + [
         summary["legacy_js_equals_accuracy"], pooled["auc_roc"], pooled["auc_pr"], mean["dice"], mean["iou"]]
-    cells = [f"{v:.4f}" for v in values] + [f"{mean['hd95']:.2f}", f"{summary['thresholded_jaccard']:.4f}"]
+    cells = [f"{v:.4f}" for v in values] + [f"{mean['hd95']:.2f}", f"{mean['hd95_diag']:.2f}",
+                                            f"{summary['thresholded_jaccard']:.4f}"]
     return "\n".join([
         "| model | " + " | ".join(header) + " |",
         "| --- |" + " --- |" * len(header),
@@ -146,6 +152,8 @@ def evaluate(config):
     from frcunet.prediction import predict_batches, resize_images, resize_probabilities
     from frcunet.runs import load_run_model
 
+    if config.batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
     if config.pretrained and config.run:
         raise UserError("--pretrained scores the shipped model; drop --run (or --pretrained)")
     run = Path("pretrained") if config.pretrained else \
@@ -160,6 +168,9 @@ def evaluate(config):
                         f"{model_size[0]}x{model_size[1]}; pass --resize to predict at the model's size")
     ids, original_sizes, entries = _test_ids_and_sizes(config.data, len(test))
     out = Path(config.out or Path("output") / run.name)
+    # Checked before the long prediction, and again when the folder is written.
+    keep_clear = dict(keep_clear=(config.data,) if config.pretrained else (config.data, run))
+    check_output_folder(out, "evaluation", **keep_clear)
 
     images = np.asarray(test.images)
     truth = np.asarray(test.masks).astype(bool)
@@ -182,7 +193,7 @@ def evaluate(config):
 
     name = f"{run_config['model']} ({run.name})"
     table = results_table(name, metrics)
-    with atomic_folder(out) as staging:
+    with atomic_folder(out, "evaluation", **keep_clear) as staging:
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=True))
         _write_per_image(staging / "per_image.csv", ids, per_image)
         title = f"{run.name} on {Path(config.data).name} test ({len(ids)} images)"
@@ -195,6 +206,8 @@ def evaluate(config):
         if native:
             text += "\nAt each image's original size, against the original masks:\n\n"
             text += results_table(name + " native", native) + "\n"
+        text += ("\nHD95/img leaves out images where one mask is empty; HD95 diag. counts them as the image "
+                 "diagonal. AP is the average precision.\n")
         text += ("\nF1..PC and JS pool every test pixel (JS is the true Jaccard, F1/(2-F1)); the reference's "
                  "'JS' equalled accuracy and is shown as legacy JS. /img columns are per-image means.\n")
         (staging / "results.md").write_text(text)

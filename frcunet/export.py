@@ -10,7 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from frcunet.errors import UserError
-from frcunet.saving import atomic_folder, save_model_atomic
+from frcunet.saving import atomic_folder, check_output_folder, save_model_atomic
 
 FORMATS = ("savedmodel", "keras")
 
@@ -23,9 +23,10 @@ def export_run(run, fmt, out):
         raise UserError(f"--format must be one of {', '.join(FORMATS)}")
     if fmt == "savedmodel" and importlib.util.find_spec("tensorflow") is None:
         raise UserError("SavedModel export needs TensorFlow: pip install tensorflow-cpu (or use --format keras)")
-    model, config = load_run_model(run)
     out = Path(out)
-    with atomic_folder(out) as staging:
+    check_output_folder(out, "export", keep_clear=(run,))
+    model, config = load_run_model(run)
+    with atomic_folder(out, "export", keep_clear=(run,)) as staging:
         if fmt == "keras":
             save_model_atomic(model, staging / "model.keras")
         else:

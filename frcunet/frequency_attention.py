@@ -117,20 +117,30 @@ class LaplacianPyramid(layers.Layer):
         gaussians = [x] + [_depthwise_blur(x, k, "zeros") for k in self.kernels]
         return [x] + [gaussians[i - 1] - gaussians[i] for i in range(1, len(gaussians))]
 
-    def _multiscale_bands(self, x):
-        height, width = x.shape[1], x.shape[2]
-        bands = [x]
-        current = x
+    def multiscale_levels(self, x):
+        """(details, low-pass) of the multiscale pyramid, each detail at its own level's resolution.
+
+        Going back up, `low-pass` upsampled plus the coarsest detail gives the level above, and so on
+        up to `x`: the details and the last low-pass reconstruct the input.
+        """
+        details, current = [], x
         for _ in self.kernel_sizes:
-            level_height, level_width = current.shape[1], current.shape[2]
-            smaller = _depthwise_blur(current, self.level_kernel, "edge")[:, ::2, ::2, :]
-            back_up = ops.image.resize(smaller, (level_height, level_width), interpolation="bilinear")
-            detail = current - ops.cast(back_up, current.dtype)
-            if (level_height, level_width) != (height, width):
-                detail = ops.cast(ops.image.resize(detail, (height, width), interpolation="bilinear"), x.dtype)
-            bands.append(detail)
+            blurred = _depthwise_blur(current, self.level_kernel, "edge")
+            # 2x2 means, not [::2]: each coarse sample then sits at the centre of its 2x2 block, which is
+            # where bilinear upsampling (half-pixel centres) puts it. Taking every second pixel left the
+            # samples half a pixel off, and a linear ramp then showed up as a constant detail band.
+            smaller = ops.average_pool(blurred, pool_size=2, strides=2, padding="same")
+            back_up = ops.image.resize(smaller, current.shape[1:3], interpolation="bilinear")
+            details.append(current - ops.cast(back_up, current.dtype))
             current = smaller
-        return bands
+        return details, current
+
+    def _multiscale_bands(self, x):
+        size = tuple(x.shape[1:3])
+        details, _ = self.multiscale_levels(x)
+        return [x] + [detail if tuple(detail.shape[1:3]) == size else
+                      ops.cast(ops.image.resize(detail, size, interpolation="bilinear"), x.dtype)
+                      for detail in details]
 
     def compute_output_shape(self, input_shape):
         return [tuple(input_shape)] * self.num_bands

@@ -14,7 +14,13 @@ Reductions (stated, since they change the numbers):
   (`summarize`). Empty masks: both empty gives Dice = IoU = 1; one empty gives
   Dice = IoU = 0. SE is undefined (NaN) for an image without lesion, SP for an
   image without background, HD95 when either mask is empty. NaNs are left out
-  of means and counted.
+  of means and counted. Leaving out an empty prediction of a real lesion
+  flatters the HD95 mean, so `hd95_diag` also reports the convention of several
+  challenges: such an image (either mask empty, not both) counts as the image's
+  diagonal, and two empty masks as 0.
+- `auc_pr` is the average precision (the step-wise sum of precision over recall
+  gains, as scikit-learn's `average_precision_score`), labelled AP in tables;
+  the released code reported a trapezoidal area under the PR curve instead.
 """
 
 import numpy as np
@@ -22,7 +28,7 @@ from scipy import ndimage
 
 HISTOGRAM_BINS = 10_001  # probability p falls in bin round(p * 10_000)
 ISIC_JACCARD_FLOOR = 0.65
-PER_IMAGE_KEYS = ("dice", "iou", "se", "sp", "acc", "hd95")
+PER_IMAGE_KEYS = ("dice", "iou", "se", "sp", "acc", "hd95", "hd95_diag")
 
 
 def _as_binary(y_true):
@@ -149,7 +155,9 @@ def per_image_metrics(y_true, y_prob, threshold=0.5):
         sp = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
     acc = (tp + tn) / pixels
     distances = np.array([hd95(t, p) for t, p in zip(truth, predicted)], dtype=np.float64)
-    return {"dice": dice, "iou": iou, "se": se, "sp": sp, "acc": acc, "hd95": distances}
+    diagonal = float(np.hypot(*truth.shape[1:3]))
+    penalised = np.where(np.isnan(distances), np.where(both_empty, 0.0, diagonal), distances)
+    return {"dice": dice, "iou": iou, "se": se, "sp": sp, "acc": acc, "hd95": distances, "hd95_diag": penalised}
 
 
 def thresholded_jaccard(iou, floor=ISIC_JACCARD_FLOOR):

@@ -14,6 +14,10 @@ def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc=
     With `tta`, the maps of the image and its horizontal, vertical and double
     flips are averaged (each flipped back first).
     """
+    if batch_size < 1:
+        from frcunet.errors import UserError
+
+        raise UserError("--batch-size must be at least 1")
     results = []
     flips = [(), (2,), (1,), (1, 2)] if tta else [()]
     with tqdm(total=len(images), desc=desc, unit="image", disable=not progress, file=sys.stderr) as bar:
@@ -66,6 +70,9 @@ def save_mask_png(mask, path):
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
+PREDICTED_RECORD = ".frcunet-predicted"  # the files predict wrote into --out; only those are ever replaced
+
+
 def _input_files(source):
     from frcunet.errors import UserError
 
@@ -76,26 +83,54 @@ def _input_files(source):
         files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if files:
             return files
-        raise UserError(f"no JPEG, PNG or BMP images in {source}")
+        raise UserError(f"no {', '.join(s[1:].upper() for s in IMAGE_SUFFIXES)} images in {source}")
     raise UserError(f"{source} not found; give an image file or a folder of images")
+
+
+def _output_names(files, probabilities):
+    """{input file: its output names}; refuses two inputs that would write the same names."""
+    from frcunet.errors import UserError
+
+    by_stem = {}
+    for path in files:
+        by_stem.setdefault(path.stem, []).append(path.name)
+    clashes = [" and ".join(names) for names in by_stem.values() if len(names) > 1]
+    if clashes:
+        raise UserError(f"{'; '.join(clashes)} would write the same mask file; rename or move one of them")
+    suffixes = ("_segmentation.png", "_probability.png") if probabilities else ("_segmentation.png",)
+    return {path: [path.stem + suffix for suffix in suffixes] for path in files}
 
 
 def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True):
     """Segments files with a run's model (run None: the shipped model); returns (number written, list of
-    "file: reason" for unreadable inputs)."""
+    "file: reason" for unreadable inputs).
+
+    Masks go into `out`, which may hold other files: only files that predict wrote are ever replaced.
+    """
     from frcunet.data.imaging import read_image
     from frcunet.errors import UserError
     from frcunet.runs import load_run_model
+    from frcunet.saving import OwnedEntries, check_folder_path
 
+    if batch_size < 1:
+        raise UserError("--batch-size must be at least 1")
     files = _input_files(source)
+    names = _output_names(files, probabilities)
+    out = Path(out)
+    check_folder_path(out)
+    ours = OwnedEntries(out, PREDICTED_RECORD)
+    foreign = ours.foreign([name for file_names in names.values() for name in file_names])
+    if foreign:
+        raise UserError(f"{out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
+                        "not written by frcunet predict; it is left untouched: choose another --out")
     model, config = load_run_model(run)
     size = tuple(config["size"])
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ours.add(name for file_names in names.values() for name in file_names)
     failed, written = [], 0
     with tqdm(total=len(files), desc="predicting", unit="image", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, len(files), batch_size):
-            batch, originals, stems = [], [], []
+            batch, originals, sources = [], [], []
             for path in files[start: start + batch_size]:
                 try:
                     image, original, _ = read_image(path, size)
@@ -105,14 +140,14 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
                     continue
                 batch.append(image)
                 originals.append(original)
-                stems.append(path.stem)
+                sources.append(path)
             if batch:
                 maps = predict_batches(model, np.stack(batch), batch_size, tta, progress=False)
-                for probability, original, stem in zip(maps, originals, stems):
+                for probability, original, path in zip(maps, originals, sources):
                     probability = resize_probabilities(probability, original)
-                    save_mask_png(probability > threshold, out / f"{stem}_segmentation.png")
+                    save_mask_png(probability > threshold, out / names[path][0])
                     if probabilities:
-                        _save_probability_png(probability, out / f"{stem}_probability.png")
+                        _save_probability_png(probability, out / names[path][1])
                     written += 1
             bar.update(min(batch_size, len(files) - start))
     return written, failed

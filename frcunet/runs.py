@@ -1,10 +1,10 @@
 """Opening a run folder: its settings and its best model, with errors that say what to run."""
 
-import json
 import warnings
 from pathlib import Path
 
 from frcunet.errors import UserError
+from frcunet.saving import read_json
 
 
 def read_run_config(run):
@@ -15,7 +15,10 @@ def read_run_config(run):
                         "or frcunet train first, or pass --run")
     if not (run / "best.weights.h5").is_file():
         raise UserError(f"{run} has no best.weights.h5 yet; let its training finish at least one epoch")
-    return json.loads(config_path.read_text())
+    config = read_json(config_path, "train the run again with --restart")
+    if not {"model", "size"} <= config.keys():
+        raise UserError(f"{config_path} lacks the model or size; train the run again with --restart")
+    return config
 
 
 def load_run_model(run):

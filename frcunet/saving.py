@@ -1,12 +1,26 @@
 """Atomic writes: a file appears complete under its name, or not at all."""
 
+import json
 import os
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from frcunet.errors import UserError
+
+
+def read_json(path, remedy):
+    """A JSON object from `path`; a truncated or hand-broken file is a UserError that ends with `remedy`."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        value = None
+    if not isinstance(value, dict):
+        raise UserError(f"{path} is damaged (not a JSON object); {remedy}")
+    return value
 
 
 @contextmanager
@@ -44,29 +58,112 @@ def save_weights_atomic(model, path):
         model.save_weights(temporary)
 
 
-@contextmanager
-def atomic_folder(path):
-    """Yields a hidden staging folder beside `path`; on success it replaces `path` by renames.
+# Written into every folder the project writes whole; it holds the folder's kind ("evaluation", "export"...).
+# Only a folder carrying the same kind is ever replaced: anything else may be a user's.
+OWNER_MARKER = ".frcunet-output"
 
-    Staging folders of earlier, killed runs are removed first. On any exception
-    the staging folder is removed and `path` is untouched.
+
+def folder_kind(path):
+    """The kind in `path`'s marker, or None when the project did not write the folder."""
+    try:
+        return (Path(path) / OWNER_MARKER).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _overlaps(a, b):
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_folder_path(path, flag="--out"):
+    """Refuses a folder path that is, or lies under, an existing file."""
+    path = Path(path)
+    for parent in [path, *path.parents]:
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{flag} {path}: {parent} is a file, not a folder; choose a folder path")
+
+
+def check_output_folder(path, kind, flag="--out", keep_clear=(), legacy_marker=None):
+    """Refuses, with an error that says what to do, an output folder the project may not replace.
+
+    Allowed: a new path, an empty folder, or a folder whose marker says `kind` (or that holds
+    `legacy_marker`, a file older versions wrote there). `keep_clear` are folders (a run, a data
+    folder) that the output must not equal, sit inside, or contain.
     """
     path = Path(path)
+    check_folder_path(path, flag)
+    here = Path.cwd()
+    if path.resolve() == here or path.resolve() in here.parents:
+        raise UserError(f"{flag} {path} is the current folder or holds it; choose a separate folder")
+    holder = next((parent for parent in path.absolute().parents if folder_kind(parent)), None)
+    if holder:
+        raise UserError(f"{flag} {path} would overlap {holder}, a folder of frcunet {folder_kind(holder)} output "
+                        "that a rerun replaces whole; choose a separate folder")
+    for other in keep_clear:
+        if other and Path(other).exists() and _overlaps(path, other):
+            raise UserError(f"{flag} {path} would overlap {other}, which this command reads; choose a separate folder")
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if folder_kind(path) == kind or (legacy_marker and (path / legacy_marker).is_file()):
+        return
+    raise UserError(f"{flag} {path} is a folder that frcunet did not write as its {kind} output; it is left "
+                    "untouched: choose a new or empty folder (or delete it yourself)")
+
+
+@contextmanager
+def atomic_folder(path, kind, **check):
+    """Yields a hidden staging folder beside `path`; on success it replaces `path` by renames.
+
+    `path` must pass check_output_folder for `kind` (extra arguments go to it), and one process at
+    a time may write it (an OS lock, freed when the process dies). The published folder carries the
+    kind's marker. Staging folders of earlier, killed runs are removed first, saying so. On any
+    exception the staging folder is removed and `path` is untouched.
+    """
+    from frcunet.locks import exclusive_lock
+
+    path = Path(path)
+    check_output_folder(path, kind, **check)
     path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    staging = path.parent / f".{path.name}.partial-{os.getpid()}"
-    staging.mkdir()
-    try:
-        yield staging
-        if path.exists():
-            # The old folder goes only once the new one is in place.
-            retired = path.parent / f".{path.name}.old-{os.getpid()}"
-            os.replace(path, retired)
-            os.replace(staging, path)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, path)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    with exclusive_lock(path.parent / f".{path.name}.lock", path, "written"):
+        check_output_folder(path, kind, **check)  # again: another process may have written it meanwhile
+        for stale in path.parent.glob(f".{path.name}.partial-*"):
+            print(f"removing {stale}, left by an interrupted run", file=sys.stderr)
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = path.parent / f".{path.name}.partial-{os.getpid()}"
+        staging.mkdir()
+        try:
+            yield staging
+            (staging / OWNER_MARKER).write_text(kind + "\n")
+            if path.exists():
+                # The old folder goes only once the new one is in place.
+                retired = path.parent / f".{path.name}.old-{os.getpid()}"
+                os.replace(path, retired)
+                os.replace(staging, path)
+                shutil.rmtree(retired, ignore_errors=True)
+            else:
+                os.replace(staging, path)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+class OwnedEntries:
+    """The names the project wrote into a folder that it shares with the user (predict, download).
+
+    A record file in the folder lists them; an existing entry that is not listed is the user's and is
+    never replaced.
+    """
+
+    def __init__(self, folder, record_name):
+        self.record = Path(folder) / record_name
+        self.names = set(self.record.read_text().split("\n")) - {""} if self.record.is_file() else set()
+
+    def foreign(self, names):
+        """Those of `names` that exist in the folder and were not written by the project."""
+        return [name for name in names if (self.record.parent / name).exists() and name not in self.names]
+
+    def add(self, names):
+        self.names.update(names)
+        with atomic_path(self.record) as temporary:
+            temporary.write_text("\n".join(sorted(self.names)) + "\n")

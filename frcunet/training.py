@@ -20,7 +20,8 @@ from pathlib import Path
 import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
-from frcunet.callbacks import AtomicBestCheckpoint, ResumableState, StopOnNonFiniteLoss, read_resume_state
+from frcunet.callbacks import (AtomicBestCheckpoint, ResumableState, StopOnNonFiniteLoss, publish_staged_best,
+                               read_resume_state)
 from frcunet.data.augmentation import check_augmentation
 from frcunet.data.pipeline import SegmentationBatches, open_split
 from frcunet.schedules import SCHEDULES, BudgetedSchedule
@@ -30,7 +31,7 @@ from frcunet.errors import UserError
 from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model
 from frcunet.provenance import git_commit, versions
-from frcunet.saving import atomic_path, save_model_atomic
+from frcunet.saving import atomic_path, check_folder_path, read_json, save_model_atomic
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 MONITORS = ("val_loss", "val_dice", "last")
@@ -66,6 +67,7 @@ class TrainConfig:
     size: tuple = None  # checked against the prepared arrays when given
     precision: str = "float32"  # "auto": mixed_bfloat16 where the CPU has native bfloat16, else float32
     jit: bool = False
+    deterministic: bool = False  # deterministic kernels: a resumed run equals an uninterrupted one
     distribute: str = "none"
     cpu_replicas: int = 0
     init_weights: str = None
@@ -97,6 +99,21 @@ def resolve_precision(precision):
     return "mixed_bfloat16" if cpu_has_native_bfloat16() and not accelerated else "float32"
 
 
+def _use_deterministic_kernels():
+    """TensorFlow's op determinism (it stays on in this process); JAX on CPU and torch's CPU kernels used
+    here are deterministic already, torch is asked for it. On a JAX GPU set
+    XLA_FLAGS=--xla_gpu_deterministic_ops=true before starting Python."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 def _jax_devices():
     import jax
 
@@ -116,6 +133,8 @@ def _validate(config):
         raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if config.monitor not in MONITORS:
         raise UserError(f"--monitor must be one of {', '.join(MONITORS)}")
+    if config.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {config.seed}")
     if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
         raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
     try:
@@ -155,7 +174,7 @@ def _load_init_weights(model, path, config, size):
         raise UserError(f"--init-weights {path} not found; give a run's best.weights.h5")
     source_config = path.parent / "config.json"
     if source_config.is_file():
-        earlier = json.loads(source_config.read_text())
+        earlier = read_json(source_config, "give weights of an intact run")
         if earlier.get("model") != config.model or earlier.get("model_options", {}) != config.model_options:
             raise UserError(f"{path} holds {earlier.get('model')} {earlier.get('model_options') or ''} weights, "
                             f"not {config.model} {config.model_options or ''}; use weights of the same model")
@@ -189,7 +208,7 @@ def _check_resumable(run, record):
     config_path = run / "config.json"
     if not config_path.is_file():
         return None
-    earlier = json.loads(config_path.read_text())
+    earlier = read_json(config_path, "use --restart to replace the run, or another --run")
     differing = [key for key in IDENTITY if earlier.get(key) != record.get(key)]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
@@ -222,7 +241,7 @@ def _optimizer(config):
 def _callbacks(config, run, resume_state, steps_per_epoch):
     mode = {"val_loss": "min", "val_dice": "max", "last": "last"}[config.monitor]
     monitor = "loss" if config.monitor == "last" else config.monitor
-    best = AtomicBestCheckpoint(run / "best.weights.h5", monitor, mode)
+    best = AtomicBestCheckpoint(run / "best.weights.h5", monitor, mode, staging=run / "resume")
     stateful = {"best": best}
     if config.schedule == "plateau":
         stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=7,
@@ -237,13 +256,17 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
     nan_guard = StopOnNonFiniteLoss()
     # The EMA swap comes first: validation, the checkpoint and the resume state all see the averaged weights.
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
-    callbacks = [*swap, nan_guard, *stateful.values(),
-                 ResumableState(run / "resume", stateful, resume_state["callbacks"] if resume_state else None,
-                                nan_guard),
-                 keras.callbacks.CSVLogger(str(run / "history.csv"), append=True)]
+    logs = [keras.callbacks.CSVLogger(str(run / "history.csv"), append=True)]
     if importlib.util.find_spec("tensorflow") is not None:
-        callbacks.append(keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False))
-    return callbacks, best, nan_guard
+        logs.append(keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False))
+    # The resume state comes last, so that it describes exactly what is on disk: the history row is
+    # written before it, and the best checkpoint is published after it (see ResumableState).
+    resumable = ResumableState(run / "resume", stateful, resume_state["callbacks"] if resume_state else None,
+                               nan_guard, resume_state.get("seed_states") if resume_state else None, best)
+    return [*swap, nan_guard, *stateful.values(), *logs, resumable], best, nan_guard
+
+
+RUN_FILES = {"config.json", "best.weights.h5", "model.keras", "history.csv", "logs", "resume"}
 
 
 def _start_fresh(run):
@@ -254,27 +277,39 @@ def _start_fresh(run):
 
 
 def train(config):
-    """Trains as `config` says; returns (run folder, keras History or None if nothing was left to do)."""
+    """Trains as `config` says; returns (run folder, keras History or None if nothing was left to do).
+
+    One process at a time trains a run folder (an OS lock beside it). Nothing in the folder changes until
+    every setting has been checked and the model built, so a command refused on its arguments leaves an
+    earlier run as it was.
+    """
+    from frcunet.locks import exclusive_lock
+
     _validate(config)
     size = _check_data(config)
     run = Path(config.run or default_run_folder(config))
     config.run = str(run)
+    check_folder_path(run, "--run")
+    foreign = {p.name for p in run.iterdir() if p.name[0] != "."} - RUN_FILES if run.is_dir() else set()
+    if foreign and not (run / "config.json").is_file():
+        raise UserError(f"--run {run} is a folder that holds no frcunet run; it is left untouched: choose a new "
+                        "or empty folder")
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"):
+        return _train_locked(config, run, size)
+
+
+def _train_locked(config, run, size):
     record = _run_config(config, size)
-    if config.restart:
-        _start_fresh(run)
-        (run / "config.json").unlink(missing_ok=True)
-    resume_state = _check_resumable(run, record)
+    resume_state = None if config.restart else _check_resumable(run, record)
     epochs_done = resume_state["epochs_done"] if resume_state else 0
     if epochs_done >= config.epochs or (resume_state or {}).get("stopped_early"):
         print(f"{run} already holds a finished run of {epochs_done} epochs; nothing to do (--restart to redo)")
         return run, None
-    if not resume_state and run.exists():
-        _start_fresh(run)
-    run.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run / "config.json") as temporary:
-        temporary.write_text(json.dumps(record, indent=1))
 
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        _use_deterministic_kernels()
     keras.config.set_dtype_policy(resolve_precision(config.precision))
     scope, replicas = distribution_scope(config.distribute, config.cpu_replicas)
     with scope:
@@ -293,12 +328,20 @@ def train(config):
             metrics=[PooledDice(name="dice")],
             jit_compile=True if config.jit else "auto",
         )
+        # Every check has passed: only now does the run folder change.
+        if not resume_state:
+            _start_fresh(run)
+            (run / "config.json").unlink(missing_ok=True)
+        run.mkdir(parents=True, exist_ok=True)
+        with atomic_path(run / "config.json") as temporary:
+            temporary.write_text(json.dumps(record, indent=1))
         if resume_state:
             model.optimizer.build(model.trainable_variables)
             model.load_weights(run / "resume" / resume_state["weights"])
             if config.ema:
                 _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
             _trim_history(run / "history.csv", epochs_done)
+            publish_staged_best(run / "resume", resume_state, run / "best.weights.h5")
             print(f"resuming {run} after epoch {epochs_done}")
 
     batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,

@@ -52,6 +52,38 @@ def test_matching_layers_load_and_others_are_reported(tmp_path):
     assert f"loaded {len(arrays)} layers" in match.summary()
 
 
+def released_voc_layer_names():
+    """The layers the released model (new_model.py) filled from the VOC file by name, written from its code:
+    the Xception entry, middle (16 units) and exit flows, and two bottleneck BN layers."""
+    names = ["entry_flow_conv1_1", "entry_flow_conv1_1_BN", "entry_flow_conv1_2", "entry_flow_conv1_2_BN"]
+
+    def block(prefix, shortcut):
+        layers = [f"{prefix}_separable_conv{i}_{part}" for i in (1, 2, 3)
+                  for part in ("depthwise", "depthwise_BN", "pointwise", "pointwise_BN")]
+        return layers + ([f"{prefix}_shortcut", f"{prefix}_shortcut_BN"] if shortcut else [])
+
+    for number in (1, 2, 3):
+        names += block(f"entry_flow_block{number}", shortcut=True)
+    for unit in range(1, 17):
+        names += block(f"middle_flow_unit_{unit}", shortcut=False)
+    names += block("exit_flow_block1", shortcut=True) + block("exit_flow_block2", shortcut=False)
+    return names + ["aspp0_BN", "concat_projection_BN"]
+
+
+def test_every_layer_the_release_loaded_from_voc_is_loaded_here(tmp_path):
+    from frcunet.backbone_weights import VOC_NAMES
+
+    model = build_model("frcunet", (32, 32, 3))
+    rng = np.random.default_rng(3)
+    in_file = {name: [rng.normal(size=w.shape).astype("float32")
+                      for w in model.get_layer(VOC_NAMES.get(name, name)).weights]
+               for name in released_voc_layer_names()}
+    write_keras2_weight_file(tmp_path / XCEPTION_VOC, in_file)
+    match = load_backbone_weights(model, tmp_path / XCEPTION_VOC)
+    assert sorted(match.loaded) == sorted(in_file) and not match.not_in_model and not match.shape_mismatch
+    np.testing.assert_array_equal(model.get_layer("bottleneck_BN").get_weights()[0], in_file["concat_projection_BN"][0])
+
+
 def test_weights_of_another_width_are_an_error(tmp_path):
     wide = build_model("frcunet-lite", (32, 32, 3), width=0.5, middle_units=1)
     path = tmp_path / "wide.h5"

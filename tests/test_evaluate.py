@@ -26,11 +26,11 @@ def test_evaluation_writes_every_output(trained, tmp_path):
     metrics, out = evaluate(EvaluateConfig(run=str(trained / "run"), data=str(trained / "prepared"),
                                            out=str(tmp_path / "out"), native=True, tta=True, progress=False))
     assert sorted(p.name for p in out.iterdir()) == [
-        "Precision_recall.png", "ROC.png", "masks", "metrics.json", "overlays.png", "per_image.csv", "results.md"]
+        ".frcunet-output", "Precision_recall.png", "ROC.png", "masks", "metrics.json", "overlays.png", "per_image.csv", "results.md"]
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["pooled"]) == {"f1", "se", "sp", "acc", "pc", "js", "auc_roc", "auc_pr"}
     assert saved["legacy_js_equals_accuracy"] == saved["pooled"]["acc"]
-    assert set(saved["per_image_mean"]) == {"dice", "iou", "se", "sp", "acc", "hd95"}
+    assert set(saved["per_image_mean"]) == {"dice", "iou", "se", "sp", "acc", "hd95", "hd95_diag"}
     assert 0 <= saved["thresholded_jaccard"] <= 1 and saved["n_images"] == 6
     assert "native" in saved and saved["settings"]["tta"] is True
     with open(out / "per_image.csv", newline="") as f:
@@ -66,7 +66,7 @@ def test_predict_files_handles_modes_sizes_and_corrupt_files(trained, tmp_path):
     (inputs / "notes.txt").write_text("not an image")
     written, failed = predict_files(trained / "run", inputs, tmp_path / "out", probabilities=True, progress=False)
     assert written == 3 and len(failed) == 1 and failed[0].startswith("d.jpg")
-    sizes = {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir()}
+    sizes = {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir() if p.name != ".frcunet-predicted"}
     assert sizes == {"a_segmentation.png": (70, 50), "a_probability.png": (70, 50), "b_segmentation.png": (37, 41),
                      "b_probability.png": (37, 41), "c_segmentation.png": (400, 300), "c_probability.png": (400, 300)}
 

@@ -6,6 +6,7 @@ from scipy import ndimage
 from frcunet.frequency_attention import (
     FrequencyRecalibration,
     LaplacianPyramid,
+    gaussian_kernel_1d,
     gaussian_kernel_2d,
     reference_sigmas,
 )
@@ -16,6 +17,11 @@ pytestmark = pytest.mark.agnostic
 
 def test_reference_sigmas_follow_the_released_formula():
     np.testing.assert_allclose(reference_sigmas(), [2.016, 2.540, 3.200, 4.032], atol=1e-3)
+
+
+def test_the_first_blur_has_the_released_taps():
+    # The released code's 3-tap kernel (sigma 2.016), as printed from it: 0.319, 0.361, 0.319.
+    np.testing.assert_allclose(gaussian_kernel_1d(3, reference_sigmas()[0]), [0.319, 0.361, 0.319], atol=1e-3)
 
 
 @pytest.mark.parametrize("size, sigma", zip((3, 5, 7, 9), reference_sigmas()))
@@ -60,6 +66,23 @@ def test_multiscale_bands_keep_the_input_resolution_and_vanish_on_constant_maps(
     assert [tuple(b.shape) for b in bands] == [shape] * 5
     for band in bands[1:]:
         np.testing.assert_allclose(keras.ops.convert_to_numpy(band), 0.0, atol=1e-5)
+
+
+def test_multiscale_detail_bands_vanish_on_a_ramp_and_reconstruct_it():
+    # A Laplacian pyramid's detail is ~0 wherever the map is linear. With the coarse samples taken half a
+    # pixel off (every second pixel instead of 2x2 means), L1 and L2 were constants of 0.5 and 1 times
+    # the slope.
+    slope = 0.1
+    ramp = (slope * np.tile(np.arange(64, dtype="float32"), (64, 1)))[None, :, :, None]
+    layer = LaplacianPyramid(mode="multiscale")
+    bands = [keras.ops.convert_to_numpy(b)[0, :, :, 0] for b in layer(ramp)]
+    for band in bands[1:4]:  # the coarsest band is all border at this size
+        np.testing.assert_allclose(band[16:48, 16:48], 0.0, atol=1e-3 * slope * 64)
+    details, low = layer.multiscale_levels(ramp)
+    rebuilt = low
+    for detail in reversed(details):
+        rebuilt = keras.ops.image.resize(rebuilt, detail.shape[1:3], interpolation="bilinear") + detail
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(rebuilt), ramp, atol=1e-4)
 
 
 def test_multiscale_detail_differs_from_reference_detail():

@@ -87,6 +87,7 @@ def test_empty_masks_follow_the_written_rules():
     np.testing.assert_array_equal(got["iou"], [1.0, 0.0, 0.0])
     assert np.isnan(got["se"][0]) and np.isnan(got["se"][1]) and got["se"][2] == 0.0
     assert np.isnan(got["hd95"]).all()
+    np.testing.assert_allclose(got["hd95_diag"], [0.0, np.hypot(20, 20), np.hypot(20, 20)])
     summary = summarize(got)
     assert summary["undefined"]["hd95"] == 3 and summary["undefined"]["se"] == 2
     assert summary["mean"]["dice"] == pytest.approx(1 / 3)

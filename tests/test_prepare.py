@@ -128,6 +128,19 @@ def test_split_functions():
     assert sorted(sum(ph2.values(), [])) == [f"IMD{i:03d}" for i in range(200)]
 
 
+@pytest.mark.parametrize("test_ids, message", [(["id000"], "lists id000 in both train and test"),
+                                               (["id005", "id005"], "lists id005 twice in test")])
+def test_a_manifest_split_must_be_disjoint(tmp_path, test_ids, message):
+    from frcunet.data.splits import split_from_manifest
+
+    ids = [f"id{i:03d}" for i in range(6)]
+    manifest = {"splits": {"train": [{"id": i} for i in ids[:3]], "val": [{"id": "id003"}],
+                           "test": [{"id": i} for i in test_ids]}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=message):
+        split_from_manifest(tmp_path / "manifest.json", ids)
+
+
 def test_a_failed_run_leaves_the_previous_folder_untouched(tmp_path):
     write_synthetic_isic(tmp_path / "syn", 6, progress=False)
     prepare_dataset("isic2018", tmp_path / "syn", tmp_path / "out", (32, 32), split=(0.5, 0.25, 0.25), progress=False)
@@ -171,7 +184,7 @@ def test_cli_errors_are_one_line(tmp_path):
     write_synthetic_isic(tmp_path / "syn", 4, progress=False)
     occupied = run_cli("prepare", "isic2018", "--data-dir", tmp_path / "syn", "--out", tmp_path / "o",
                        "--split", 0.5, 0.25, 0.25)
-    assert occupied.returncode == 2 and "not a prepared folder" in occupied.stderr
+    assert occupied.returncode == 2 and "did not write as its prepared output" in occupied.stderr
     assert (tmp_path / "o" / "notes.txt").read_text() == "mine"
 
 

@@ -60,6 +60,21 @@ def _load(image, path):
     return image
 
 
+# One-channel modes wider than 8 bits (16-bit PNG, 32-bit integer or float TIFF). Pillow's own
+# conversion to RGB clips them at 255, which turns a 16-bit image all white.
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+NOMINAL_RANGES = (1.0, 255.0, 4095.0, 65535.0)  # float 0..1, 8-, 12- and 16-bit
+
+
+def _as_8bit(values):
+    """uint8 from a wide grey image, scaled by the smallest usual range that holds its values."""
+    values = np.nan_to_num(values.astype(np.float64))
+    values -= min(values.min(), 0.0)
+    top = values.max()
+    scale = next((r for r in NOMINAL_RANGES if top <= r), top)
+    return np.rint(values * (255.0 / scale)).astype(np.uint8)
+
+
 def read_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
     """RGB uint8 (H, W, 3) at `size` = (H, W), antialiased; returns (array, original (H, W), sha1)."""
     image, digest = _open(path, max_pixels)
@@ -68,17 +83,34 @@ def read_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
     # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale while staying >= the target.
     image.draft("RGB", (width, height))
     image = _load(image, path)
+    if image.mode in WIDE_MODES:
+        image = Image.fromarray(_as_8bit(np.asarray(image)))
     if image.mode != "RGB":
         image = image.convert("RGB")  # grayscale, RGBA (alpha dropped), CMYK, palette
     image = image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
     return np.asarray(image, dtype=np.uint8), original, digest
 
 
+def mask_threshold(low, high):
+    """The level at and above which a mask value is lesion, from the mask's own lowest and highest values.
+
+    0/255 masks (also noisy JPEG ones) split at 128, as before; masks stored as 0/1, 0/2 or 0/100
+    split half-way between their two levels instead of becoming empty. A one-level mask is all
+    lesion unless that level is 0.
+    """
+    if high >= 255 or high == low:
+        return 128 if high >= 128 else max(high, 1)
+    return max(1, int(np.ceil((low + high) / 2)))
+
+
 def binarize_mask(values):
-    """0/1 masks stay as they are; 0..255 masks (also noisy JPEG or RGB) split at 128."""
+    """Boolean lesion mask of an array mask of any depth (RGB: the channels' maximum)."""
     if values.ndim == 3:
         values = values.max(axis=-1)
-    return (values >= 128) if values.max() > 1 else (values > 0)
+    if values.dtype.kind == "f" or values.max() > 255:
+        low, high = float(values.min()), float(values.max())
+        return values >= ((low + high) / 2 if high > low else (high if high > 0 else 1))
+    return values >= mask_threshold(int(values.min()), int(values.max()))
 
 
 def _mask_as_0_255(image):
@@ -89,7 +121,7 @@ def _mask_as_0_255(image):
     elif image.mode not in ("L", "1"):
         return Image.fromarray(binarize_mask(np.asarray(image)).astype(np.uint8) * 255)
     image = image.convert("L")
-    threshold = 128 if image.getextrema()[1] > 1 else 1
+    threshold = mask_threshold(*image.getextrema())
     return image.point(lambda v: 255 if v >= threshold else 0)
 
 

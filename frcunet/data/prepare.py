@@ -10,8 +10,8 @@ real name.
 
 import hashlib
 import json
-import multiprocessing
 import os
+import shutil
 import sys
 import time
 from contextlib import closing
@@ -24,17 +24,13 @@ from tqdm import tqdm
 
 from frcunet.data.imaging import DEFAULT_MAX_PIXELS, read_pair
 from frcunet.data.splits import SPLITS
+from frcunet.data.workers import ordered_map, workers_that_fit
 from frcunet.errors import UserError
 from frcunet.provenance import versions
-from frcunet.saving import atomic_folder
+from frcunet.saving import atomic_folder, check_output_folder
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-
-
-def _check_target(out_dir):
-    if out_dir.exists() and not (out_dir / MANIFEST).is_file() and any(out_dir.iterdir()):
-        raise UserError(f"{out_dir} exists and is not a prepared folder; choose an empty or new --out")
 
 
 def _decode(size, max_pixels, pair):
@@ -44,14 +40,27 @@ def _decode(size, max_pixels, pair):
 def _decoded_pairs(pairs, size, workers, max_pixels):
     """Decoded pairs in input order; worker processes when workers > 1."""
     decode = partial(_decode, tuple(size), max_pixels)
-    if workers <= 1:
-        yield from map(decode, pairs)
-        return
-    # fork: the workers need only Pillow and numpy, already imported here; a
-    # spawned worker would import the whole stack again.
-    context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with context.Pool(workers) as pool:
-        yield from pool.imap(decode, pairs, chunksize=4)
+    yield from map(decode, pairs) if workers <= 1 else ordered_map(decode, pairs, workers)
+
+
+# A decoded pair at the target size lives in a few copies at once (Pillow's image, numpy's array, the
+# mask's coverage map): about 16 bytes per target pixel. The original image comes on top, bounded by
+# --max-pixels, and is not counted: a dermoscopy original is far smaller than the sizes this guards.
+BYTES_PER_PIXEL_DECODED = 16
+
+
+def _check_resources(out_dir, size, count, workers):
+    """Workers that fit in memory; refuses a --size that does not fit in memory or on the disk, up front."""
+    height, width = size
+    per_worker = BYTES_PER_PIXEL_DECODED * height * width
+    workers = workers_that_fit(workers, per_worker, f"--size {height} {width}")
+    needed = count * height * width * 4  # 3 image bytes and 1 mask byte per pixel
+    parent = next(p for p in [out_dir, *out_dir.parents] if p.exists())
+    free = shutil.disk_usage(parent).free
+    if needed > free:
+        raise UserError(f"the prepared arrays need {needed / 2**30:.1f} GiB but {parent} has "
+                        f"{free / 2**30:.1f} GiB free; free space, choose another --out or a smaller --size")
+    return workers
 
 
 def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_pixels=DEFAULT_MAX_PIXELS,
@@ -66,12 +75,14 @@ def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_
         workers: decoding processes (default: all cores).
     """
     out_dir = Path(out_dir)
-    _check_target(out_dir)
-    workers = workers or os.cpu_count() or 1
+    # A folder with a manifest.json was prepared by an earlier version, before the marker existed.
+    target = dict(legacy_marker=MANIFEST, keep_clear=[info["source_dir"]] if "source_dir" in info else [])
+    check_output_folder(out_dir, "prepared", **target)
     height, width = size
     total = sum(len(p) for p in pairs_by_split.values())
+    workers = _check_resources(out_dir.absolute(), size, total, workers or os.cpu_count() or 1)
     start = time.perf_counter()
-    with atomic_folder(out_dir) as staging:
+    with atomic_folder(out_dir, "prepared", **target) as staging:
         images = {s: NpyWriter(staging / f"data_{s}.npy", (len(pairs_by_split[s]), height, width, 3)) for s in SPLITS}
         masks = {s: NpyWriter(staging / f"mask_{s}.npy", (len(pairs_by_split[s]), height, width)) for s in SPLITS}
         order = [(s, p) for s in SPLITS for p in pairs_by_split[s]]
@@ -150,6 +161,9 @@ def summary(manifest, out_dir):
         fraction = manifest["lesion_fraction"][split]
         shown = f"{fraction:.3f}" if fraction is not None else "-"
         lines.append(f"  {split:5s} {manifest['counts'][split]:5d} pairs, lesion fraction {shown}")
+        if fraction == 0:
+            lines.append(f"warning: no {split} mask has a lesion pixel; check that the masks mark lesions "
+                         "with a value above their background")
     return "\n".join(lines)
 
 
@@ -180,6 +194,8 @@ def prepare_dataset(dataset, data_dir=None, out_dir=None, size=(256, 256), split
         data_dir = data_dir or source.default_dir
         pairs = {"isic2018": sources.isic2018_pairs, "isic2017": sources.isic2017_pairs,
                  "ph2": sources.ph2_pairs}[dataset](data_dir, skip_unpaired)
+    if seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {seed}")
     if any(s < 16 for s in size):
         raise UserError(f"--size {size[0]} {size[1]} is too small; use at least 16 (multiples of 16 for the models)")
     ids = [p.id for p in pairs]

@@ -8,6 +8,7 @@ Three protocols:
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,8 @@ def paper_split(dataset, ids, seed=0):
 def ratio_split(ids, fractions, seed=0):
     """Seeded shuffle, then counts from the fractions (rounded; the test split takes the rest)."""
     fractions = [float(f) for f in fractions]
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1.0) > 1e-6:
+    if len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions) \
+            or abs(sum(fractions) - 1.0) > 1e-6:
         raise UserError(f"--split takes three fractions that add up to 1, got {fractions}")
     n = len(ids)
     train = int(round(fractions[0] * n))
@@ -65,6 +67,14 @@ def split_from_manifest(path, ids):
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{path} is not a prepared manifest.json ({exc.__class__.__name__}); give one that "
                         "`frcunet prepare` wrote") from None
+    seen = {}
+    for name in SPLITS:
+        for i in wanted[name]:
+            if i in seen:
+                where = f"twice in {name}" if seen[i] == name else f"in both {seen[i]} and {name}"
+                raise UserError(f"{path} lists {i} {where}; the splits must be disjoint (fix the manifest or use "
+                                "another --split-file)")
+            seen[i] = name
     available = set(ids)
     missing = sorted(i for split in wanted.values() for i in split if i not in available)
     if missing:

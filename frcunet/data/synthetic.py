@@ -96,7 +96,7 @@ def synth_pair(seed, index, size=(192, 256)):
 
 def write_synthetic_isic(out_dir, n, seed=0, size=(192, 256), progress=True):
     """Writes `n` pairs as an ISIC 2018 download (JPEG images, PNG masks), atomically."""
-    with atomic_folder(out_dir) as staging:
+    with atomic_folder(out_dir, "synthetic") as staging:
         (staging / INPUT_DIR).mkdir()
         (staging / TRUTH_DIR).mkdir()
         # The real download carries text files beside the images; readers must skip them.
