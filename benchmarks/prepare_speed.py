@@ -1,6 +1,6 @@
 """Preparation speed and peak memory, against the reference's naive approach in the same run.
 
-    python benchmarks/prepare_speed.py [--shared ../shared/data] [--copies 6] [--workers N]
+    python benchmarks/prepare_speed.py [--shared ../shared/data] [--copies 6] [--workers N] [--memory-only]
 
 Speed: full-resolution ISIC-style JPEGs, made by upscaling the four
 ISIC2018_fullres pairs to sizes from 1024x768 to 4000x3000, prepared at
@@ -10,7 +10,8 @@ processes, uint8 memory-mapped output).
 
 Memory: peak resident memory of each approach preparing 2594 pairs at 256x256
 (the real ../shared/data/ISIC2018 pairs, repeated under new ids up to the size
-of the official set), each in a fresh process.
+of the official set), each in a fresh process: the release's own way (float64
+arrays allocated up front and filled), the naive way above, and frcunet prepare.
 """
 
 import argparse
@@ -66,6 +67,19 @@ def naive_prepare(folder, size=(256, 256)):
     return np.array(images), np.array(masks)
 
 
+def released_prepare(folder, size=(256, 256)):
+    """The release's Prepare_ISIC2018.py: float64 arrays for all 2594 pairs allocated up front, filled in
+    place (bilinear resize), then sliced into the splits (views, no copy)."""
+    paths = sorted((folder / IN18).glob("*.jpg"))
+    images = np.zeros((len(paths), *size, 3))
+    masks = np.zeros((len(paths), *size))
+    for index, image_path in enumerate(paths):
+        mask_path = folder / GT18 / f"{image_path.stem}_segmentation.png"
+        images[index] = np.asarray(Image.open(image_path).convert("RGB").resize(size[::-1], Image.Resampling.BILINEAR))
+        masks[index] = np.asarray(Image.open(mask_path).convert("L").resize(size[::-1], Image.Resampling.BILINEAR))
+    return images, masks
+
+
 def link_official_size(shared, folder, count=2594):
     (folder / IN18).mkdir(parents=True)
     (folder / GT18).mkdir(parents=True)
@@ -86,6 +100,8 @@ from pathlib import Path
 import benchmarks.prepare_speed as b
 if {mode!r} == "naive":
     b.naive_prepare(Path({str(folder)!r}))
+elif {mode!r} == "released":
+    b.released_prepare(Path({str(folder)!r}))
 else:
     b.prepare_dataset("isic2018", {str(folder)!r}, {str(out)!r}, (256, 256), workers={workers}, progress=False)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
@@ -100,36 +116,46 @@ def main():
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--copies", type=int, default=2, help="repeats of the 24 upscaled images")
     parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--memory-only", action="store_true", help="only the peak-memory comparison")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
-        count = make_fullres_download(args.shared, scratch / "fullres", args.copies)
-        megapixels = sum(w * h for w, h in SIZES) * 4 * args.copies / count / 1e6
-        print(f"{count} full-resolution JPEGs, mean {megapixels:.1f} MP, prepared at 256x256, {os.cpu_count()} cores")
+        if not args.memory_only:
+            speed(args, scratch)
+        memory(args, scratch)
 
-        start = time.perf_counter()
-        naive_prepare(scratch / "fullres")
-        naive_seconds = time.perf_counter() - start
 
-        start = time.perf_counter()
-        prepare_dataset("isic2018", scratch / "fullres", scratch / "ours", (256, 256), split=(0.7, 0.1, 0.2),
-                        workers=args.workers, progress=False)
-        ours_seconds = time.perf_counter() - start
-        print("| approach | seconds | images/s | speed-up |\n| --- | --- | --- | --- |")
-        print(f"| naive (reference) | {naive_seconds:.1f} | {count / naive_seconds:.2f} | 1.00 |")
-        print(f"| frcunet prepare ({args.workers} workers) | {ours_seconds:.1f} | {count / ours_seconds:.2f} | "
-              f"{naive_seconds / ours_seconds:.2f} |")
+def speed(args, scratch):
+    count = make_fullres_download(args.shared, scratch / "fullres", args.copies)
+    megapixels = sum(w * h for w, h in SIZES) * 4 * args.copies / count / 1e6
+    print(f"{count} full-resolution JPEGs, mean {megapixels:.1f} MP, prepared at 256x256, {os.cpu_count()} cores")
 
-        link_official_size(args.shared, scratch / "official")
-        naive_own, _ = peak_memory_mib("naive", scratch / "official", None, args.workers)
-        ours_own, ours_child = peak_memory_mib("ours", scratch / "official", scratch / "official_out", args.workers)
-        manifest = json.loads((scratch / "official_out" / "manifest.json").read_text())
-        print(f"\npeak memory preparing {sum(manifest['counts'].values())} pairs at 256x256 (resident set)")
-        print("| approach | main process MiB | largest worker MiB | ratio to naive |\n| --- | --- | --- | --- |")
-        print(f"| naive (reference) | {naive_own:.0f} | - | 1.00 |")
-        print(f"| frcunet prepare | {ours_own:.0f} | {ours_child:.0f} | {ours_own / naive_own:.2f} |")
-        shutil.rmtree(scratch, ignore_errors=True)
+    start = time.perf_counter()
+    naive_prepare(scratch / "fullres")
+    naive_seconds = time.perf_counter() - start
+
+    start = time.perf_counter()
+    prepare_dataset("isic2018", scratch / "fullres", scratch / "ours", (256, 256), split=(0.7, 0.1, 0.2),
+                    workers=args.workers, progress=False)
+    ours_seconds = time.perf_counter() - start
+    print("| approach | seconds | images/s | speed-up |\n| --- | --- | --- | --- |")
+    print(f"| naive (reference) | {naive_seconds:.1f} | {count / naive_seconds:.2f} | 1.00 |")
+    print(f"| frcunet prepare ({args.workers} workers) | {ours_seconds:.1f} | {count / ours_seconds:.2f} | "
+          f"{naive_seconds / ours_seconds:.2f} |")
+
+
+def memory(args, scratch):
+    link_official_size(args.shared, scratch / "official")
+    released_own, _ = peak_memory_mib("released", scratch / "official", None, args.workers)
+    naive_own, _ = peak_memory_mib("naive", scratch / "official", None, args.workers)
+    ours_own, ours_child = peak_memory_mib("ours", scratch / "official", scratch / "official_out", args.workers)
+    manifest = json.loads((scratch / "official_out" / "manifest.json").read_text())
+    print(f"\npeak memory preparing {sum(manifest['counts'].values())} pairs at 256x256 (resident set)")
+    print("| approach | main process MiB | largest worker MiB | ratio to the release |\n| --- | --- | --- | --- |")
+    print(f"| the release (float64 arrays allocated up front) | {released_own:.0f} | - | 1.00 |")
+    print(f"| naive (float64 lists, stacked at the end) | {naive_own:.0f} | - | {naive_own / released_own:.2f} |")
+    print(f"| frcunet prepare | {ours_own:.0f} | {ours_child:.0f} | {ours_own / released_own:.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,181 @@
+"""Paper scale on one GPU: the full FRCU-Net and full-size baselines at 256x256, each for a wall-clock budget.
+
+    KERAS_BACKEND=jax python scripts/gpu_paper.py [--models frcunet] [--minutes 6] [--out $OUT]
+    KERAS_BACKEND=jax python scripts/gpu_paper.py --smoke --out /tmp/smoke       # CPU check, about a minute
+
+scripts/gpu_paper.sh installs the carried wheels first and then runs this. Steps, each skipped when its
+result is already there (a warm machine keeps data/, weights/ and output/, so a second call continues):
+1. prepare ISIC 2018 from the carried JPEG/PNG folder at 256x256, seeded 70/10/20 split;
+2. measure the input cost: images/s of a training step on in-memory random batches, before any training;
+3. train each model with the paper's recipe for --minutes of wall clock (mixed precision and XLA by default)
+   and evaluate it on the test split;
+4. write results.md (the table beside the paper's rows), metrics.json and each model's history.csv to --out.
+"""
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_ROWS = {  # ISIC 2018, the paper's 1815/259/520 split, pooled pixel metrics (../shared/REFERENCE.md)
+    "U-Net (paper)": (0.647, 0.708, 0.964, 0.890, 0.779),
+    "Attention U-Net (paper)": (0.665, 0.717, 0.967, 0.897, 0.787),
+    "FRCU-Net (paper, best released row)": (0.927, 0.915, 0.986, 0.973, None),
+}
+COLUMNS = ("f1", "se", "sp", "acc", "pc", "js")
+
+
+def frcunet(*args):
+    """Runs one `frcunet` command in its own process (fresh global state); stops the script if it fails."""
+    command = [sys.executable, "-m", "frcunet", *map(str, args)]
+    print("+ frcunet " + " ".join(map(str, args)), flush=True)
+    subprocess.run(command, check=True)
+
+
+def device_name():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        return f"{device.platform}: {device.device_kind}"
+    return keras.backend.backend() + " backend"
+
+
+def step_images_per_second(model_name, size, batch, precision, options, steps=5):
+    """Images/s of train_on_batch on random in-memory batches: the speed with no input cost."""
+    import keras
+    import numpy as np
+
+    from frcunet.models import build_model
+
+    keras.config.set_dtype_policy(precision)
+    model = build_model(model_name, (*size, 3), **options)
+    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, *size, 3)).astype("float32")
+    masks = (rng.random((batch, *size, 1)) > 0.7).astype("float32")
+    model.train_on_batch(images, masks)  # compile
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(images, masks)  # returns host values, so each step has finished
+    seconds = time.perf_counter() - start
+    keras.config.set_dtype_policy("float32")
+    return steps * batch / seconds
+
+
+def settings(args):
+    if args.smoke:
+        return dict(size=(64, 64), models=["frcunet-lite"], options=["--width", "0.125", "--middle-units", "1"],
+                    train=["--epochs", "1", "--batch-size", "4", "--precision", "float32"], minutes=0)
+    train = ["--batch-size", str(args.batch), "--precision", args.precision, "--epochs", "100"]
+    return dict(size=(256, 256), models=args.models, options=[], minutes=args.minutes,
+                train=train + (["--jit"] if args.jit else []))
+
+
+def prepare(args, size, work):
+    data = work / "data" / f"isic{size[0]}"
+    manifest = data / "manifest.json"
+    if manifest.is_file() and json.loads(manifest.read_text())["size"] == list(size):
+        return data
+    source = args.data_dir
+    if args.smoke:
+        source = work / "synthetic"
+        if not source.is_dir():
+            frcunet("synth", "--out", source, "--n", 16, "--size", 96, 128, "--quiet")
+    frcunet("prepare", "isic2018", "--data-dir", source, "--out", data, "--size", *size,
+            "--split", 0.7, 0.1, 0.2, "--seed", 0, "--quiet")
+    return data
+
+
+def history_rows(run):
+    with open(run / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def train_and_evaluate(model, data, plan, work, out):
+    run, evaluation = work / "weights" / f"gpu_{model}", out / f"eval_{model}"
+    timing_file = run / "gpu_timing.json"
+    if not timing_file.is_file():
+        start = time.perf_counter()
+        budget = ["--max-minutes", plan["minutes"]] if plan["minutes"] else []
+        frcunet("train", "--data", data, "--run", run, "--model", model, *plan["options"], *plan["train"], *budget,
+                "--quiet")
+        seconds = time.perf_counter() - start
+        rows = history_rows(run)
+        images = len(json.loads((data / "manifest.json").read_text())["splits"]["train"]) * len(rows)
+        timing_file.write_text(json.dumps({"seconds": seconds, "epochs": len(rows), "images": images}))
+    if not (evaluation / "metrics.json").is_file():
+        frcunet("evaluate", "--run", run, "--data", data, "--out", evaluation, "--quiet")
+    timing = json.loads(timing_file.read_text())
+    (out / f"{model}_history.csv").write_text((run / "history.csv").read_text())
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    return {"model": model, "epochs": timing["epochs"], "minutes": timing["seconds"] / 60,
+            "fit_images_per_second": timing["images"] / timing["seconds"], "pooled": metrics["pooled"],
+            "dice_per_image": metrics["per_image_mean"]["dice"], "thresholded_jaccard": metrics["thresholded_jaccard"]}
+
+
+def results_table(rows, device, step_speed, plan):
+    lines = [f"# Paper scale on {device}", "",
+             f"ISIC 2018 at {plan['size'][0]}x{plan['size'][1]}, seeded 70/10/20 split, paper recipe (BCE, Adam 1e-4, "
+             f"plateau schedule), {' '.join(plan['train'])}, budget {plan['minutes'] or 'none'} minutes per model.", "",
+             "| model | F1 | SE | SP | ACC | PC | JS | Dice/img | ISIC thr. Jaccard | epochs | minutes | "
+             "fit images/s | step images/s (in-memory) |", "| --- |" + " --- |" * 13]
+    for row in rows:
+        pooled = [f"{row['pooled'][c]:.4f}" for c in COLUMNS]
+        speed = step_speed.get(row["model"])
+        lines.append(f"| {row['model']} | " + " | ".join(pooled) + f" | {row['dice_per_image']:.4f} | "
+                     f"{row['thresholded_jaccard']:.4f} | {row['epochs']} | {row['minutes']:.1f} | "
+                     f"{row['fit_images_per_second']:.1f} | {f'{speed:.1f}' if speed else '-'} |")
+    for name, values in PAPER_ROWS.items():
+        cells = [f"{v:.3f}" if v is not None else "-" for v in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + " | - | - | - | 100 | - | - | - |")
+    lines += ["", "The paper trained 100 epochs on the 1815/259/520 split; the rows above are what the budget "
+              "reached. 'fit images/s' includes validation and the input pipeline; 'step images/s' is a training "
+              "step on random in-memory batches, so their ratio shows what the input pipeline costs."]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "gpu-data" / "ISIC2018",
+                        help="the carried copy of ../shared/data/ISIC2018")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "output" / "gpu_paper")))
+    parser.add_argument("--work", type=Path, default=ROOT, help="where data/, weights/ go (git-ignored)")
+    parser.add_argument("--models", nargs="+", default=["frcunet"])
+    parser.add_argument("--minutes", type=float, default=6.0, help="wall-clock training budget per model")
+    parser.add_argument("--batch", type=int, default=12)
+    parser.add_argument("--precision", default="mixed_bfloat16")
+    parser.add_argument("--no-jit", dest="jit", action="store_false")
+    parser.add_argument("--smoke", action="store_true", help="tiny CPU run: synthetic 64x64, one epoch of frcunet-lite")
+    args = parser.parse_args()
+
+    plan = settings(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    data = prepare(args, plan["size"], args.work)
+    device = device_name()
+    speed_file = args.out / "step_speed.json"
+    step_speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
+    rows = []
+    for model in plan["models"]:
+        if model not in step_speed and not args.smoke:
+            step_speed[model] = step_images_per_second(model, plan["size"], args.batch, args.precision, {})
+            speed_file.write_text(json.dumps(step_speed))
+        rows.append(train_and_evaluate(model, data, plan, args.work, args.out))
+    earlier = args.out / "metrics.json"
+    kept = [r for r in (json.loads(earlier.read_text())["rows"] if earlier.is_file() else [])
+            if r["model"] not in plan["models"]]
+    rows = kept + rows
+    earlier.write_text(json.dumps({"device": device, "rows": rows, "step_speed": step_speed}, indent=1))
+    (args.out / "results.md").write_text(results_table(rows, device, step_speed, plan))
+    print((args.out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
