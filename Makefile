@@ -10,7 +10,7 @@ export KERAS_HOME := $(CURDIR)/.cache/keras
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv demo test test-tensorflow test-jax clean
+.PHONY: venv demo test lint test-tensorflow test-jax clean
 
 venv: $(STAMP)
 
@@ -24,11 +24,15 @@ $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 demo: $(STAMP)
 	$(BIN)/frcunet demo
 
-# The whole suite on TensorFlow, then the backend-agnostic tests again on JAX.
-test: test-tensorflow test-jax
+# The linter, the whole suite and the package's docstring examples on TensorFlow, then the
+# backend-agnostic tests again on JAX.
+test: lint test-tensorflow test-jax
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test-tensorflow: $(STAMP)
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --doctest-modules tests frcunet
 
 test-jax: $(STAMP)
 	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m agnostic

@@ -17,7 +17,6 @@ arrays allocated up front and filled), the naive way above, and frcunet prepare.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -1,4 +1,4 @@
-"""Importing the Keras backend without TensorFlow's native start-up banner.
+"""The command line's import of the Keras backend, without TensorFlow's native start-up banner.
 
 TensorFlow's C++ layer writes info lines ("oneDNN custom operations are on",
 absl's "All log messages before absl::InitializeLog()") straight to file
@@ -7,7 +7,8 @@ before every one-line `error:` message of the command line, so the import runs
 with descriptor 2 pointed at a temporary file, which is replayed if the import
 fails. FRCUNET_BACKEND_LOGS=1 leaves stderr alone.
 
-Every module of the package that uses Keras imports this module first.
+Only `frcunet.cli` calls this, before a verb that needs Keras: the library itself never touches the
+host program's stderr.
 """
 
 import os
@@ -41,5 +42,3 @@ def import_keras_quietly():
             os.dup2(saved, 2)
             os.close(saved)
 
-
-import_keras_quietly()

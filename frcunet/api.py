@@ -17,9 +17,9 @@ def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
         **options: split=(0.7, 0.1, 0.2), seed=0, split_file=..., workers=..., skip_unpaired=...,
             masks_dir=..., mask_suffix=..., progress=True.
 
-    Example:
+    Example (it needs the download, so the doctests skip it):
         >>> manifest = frcunet.prepare("isic2018", "dataset_isic18", "data/isic2018", (192, 256),
-        ...                            split=(0.7, 0.1, 0.2))
+        ...                            split=(0.7, 0.1, 0.2))  # doctest: +SKIP
     """
     from frcunet.data.prepare import prepare_dataset
 
@@ -33,10 +33,12 @@ def train(data="data/isic2018", run="", model="frcunet", **settings):
     Settings are the fields of `frcunet.training.TrainConfig` (epochs, batch_size, lr, loss, augment,
     model_options, precision, init_weights, ...). Calling it again continues an interrupted run.
 
-    Example:
-        >>> run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=5, lr=1e-3)
+    Example (it needs prepared data and trains, so the doctests skip it):
+        >>> run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=5,
+        ...                     lr=1e-3)  # doctest: +SKIP
     """
-    from frcunet.training import TrainConfig, train as run_training
+    from frcunet.training import TrainConfig
+    from frcunet.training import train as run_training
 
     folder, _ = run_training(TrainConfig(data=str(data), run=str(run), model=model, **settings))
     return Path(folder)
@@ -47,7 +49,8 @@ def evaluate(run, data="data/isic2018", out="", **settings):
 
     Settings are the fields of `frcunet.evaluation.EvaluateConfig` (threshold, tta, native, resize, ...).
     """
-    from frcunet.evaluation import EvaluateConfig, evaluate as run_evaluation
+    from frcunet.evaluation import EvaluateConfig
+    from frcunet.evaluation import evaluate as run_evaluation
 
     metrics, _ = run_evaluation(EvaluateConfig(run=str(run), data=str(data), out=str(out), **settings))
     return metrics

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
 from frcunet.errors import UserError

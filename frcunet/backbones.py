@@ -7,7 +7,6 @@ so its weights load by name; see `frcunet.backbone_weights`.
 
 from dataclasses import dataclass
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 from keras import layers
 
 # Channel widths of the full-size network; a width multiplier scales them all.

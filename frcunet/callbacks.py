@@ -10,10 +10,8 @@ import math
 import os
 from pathlib import Path
 
-import numpy as np
-
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
+import numpy as np
 
 from frcunet.errors import UserError
 from frcunet.saving import atomic_path, save_weights_atomic

@@ -407,8 +407,16 @@ def make_parser():
     return parser
 
 
+# Verbs that never load Keras: they start in a fraction of a second.
+KERAS_FREE_VERBS = {"prepare", "synth", "download"}
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    if args.command not in KERAS_FREE_VERBS:
+        from frcunet._startup import import_keras_quietly
+
+        import_keras_quietly()
     try:
         args.run_command(args)
     except UserError as exc:

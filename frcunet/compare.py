@@ -145,8 +145,9 @@ def paired_test(first, other):
     b = np.array([np.mean([d[i] for d in other]) for i in ids])
     difference = a - b
     p = float(wilcoxon(a, b).pvalue) if np.any(difference != 0) else 1.0
-    return {"n": len(ids), "mean_difference": float(difference.mean()), "median_difference": float(np.median(difference)),
-            "first_better": int((difference > 0).sum()), "other_better": int((difference < 0).sum()), "p": p}
+    return {"n": len(ids), "mean_difference": float(difference.mean()),
+            "median_difference": float(np.median(difference)), "first_better": int((difference > 0).sum()),
+            "other_better": int((difference < 0).sum()), "p": p}
 
 
 def _test_lines(first_name, results):

@@ -11,7 +11,6 @@ when the TensorFlow backend is in use.
 import contextlib
 import os
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
 from frcunet.errors import UserError

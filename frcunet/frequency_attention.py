@@ -5,7 +5,6 @@ are registered for serialisation, so a saved `.keras` model loads with plain
 `keras.saving.load_model` once `frcunet` is imported.
 """
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 import numpy as np
 from keras import layers, ops

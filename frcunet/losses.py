@@ -5,7 +5,6 @@ over whole test sets); these are the differentiable or streaming versions
 used inside `model.fit`.
 """
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 from keras import ops
 

@@ -5,7 +5,6 @@ sigmoid lesion probability map of shape (H, W, 1); H and W must be divisible
 by 16. Names: frcunet, frcunet-lite, unet, attention-unet.
 """
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 from keras import layers
 

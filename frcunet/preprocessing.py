@@ -1,6 +1,5 @@
 """Input normalisation as a layer, so that saved models take raw RGB images."""
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 from keras import layers, ops
 

@@ -11,7 +11,6 @@ the resume state, so an interrupted run continues the same budget.
 import math
 import time
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
 SCHEDULES = ("plateau", "cosine")

@@ -9,6 +9,7 @@ Run folder (`weights/<dataset>_<model>` by default):
     resume/           what an interrupted run continues from
 """
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -17,14 +18,17 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
-from frcunet.callbacks import (AtomicBestCheckpoint, ResumableState, StopOnNonFiniteLoss, publish_staged_best,
-                               read_resume_state)
+from frcunet.callbacks import (
+    AtomicBestCheckpoint,
+    ResumableState,
+    StopOnNonFiniteLoss,
+    publish_staged_best,
+    read_resume_state,
+)
 from frcunet.data.augmentation import check_augmentation
 from frcunet.data.pipeline import SegmentationBatches, open_split
-from frcunet.schedules import SCHEDULES, BudgetedSchedule
 from frcunet.data.prepare import MANIFEST, manifest_sha1
 from frcunet.distribute import distribution_scope
 from frcunet.errors import UserError
@@ -32,6 +36,7 @@ from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model
 from frcunet.provenance import git_commit, versions
 from frcunet.saving import atomic_path, check_folder_path, read_json, save_model_atomic
+from frcunet.schedules import SCHEDULES, BudgetedSchedule
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 MONITORS = ("val_loss", "val_dice", "last")
@@ -295,8 +300,20 @@ def train(config):
         raise UserError(f"--run {run} is a folder that holds no frcunet run; it is left untouched: choose a new "
                         "or empty folder")
     run.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"):
+    with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"), _restored_keras_globals():
         return _train_locked(config, run, size)
+
+
+@contextlib.contextmanager
+def _restored_keras_globals():
+    """Training sets Keras' global dtype policy and distribution; the caller gets its own back, even on
+    failure, so that a second call in one process (a notebook, `compare`) starts from the same state."""
+    policy, distribution = keras.config.dtype_policy(), keras.distribution.distribution()
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(policy)
+        keras.distribution.set_distribution(distribution)
 
 
 def _train_locked(config, run, size):

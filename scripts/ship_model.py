@@ -22,8 +22,8 @@ TRAINING_KEYS = ("epochs", "batch_size", "lr", "loss", "augment", "monitor", "sc
 
 def main():
     from frcunet.data.pipeline import open_split
-    from frcunet.pretrained import PRETRAINED_DIR, load_pretrained_model, write_pretrained
     from frcunet.prediction import predict_batches
+    from frcunet.pretrained import PRETRAINED_DIR, load_pretrained_model, write_pretrained
     from frcunet.runs import load_run_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

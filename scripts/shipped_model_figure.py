@@ -1,6 +1,7 @@
 """README figure: the shipped model on full-resolution ISIC 2018 images, masks at each image's own size.
 
-    python scripts/shipped_model_figure.py --data ../shared/data/ISIC2018_fullres --out Figures/shipped_model_fullres.png
+    python scripts/shipped_model_figure.py --data ../shared/data/ISIC2018_fullres \
+        --out Figures/shipped_model_fullres.png
 
 Segments every image of an ISIC-layout folder with `frcunet.load_model()` (no run folder), checks that
 each mask comes back at the image's size, scores it against the official mask and draws the overlays.
@@ -13,9 +14,9 @@ import numpy as np
 
 
 def main():
-    import frcunet
     from PIL import Image
 
+    import frcunet
     from frcunet.data.imaging import read_mask
     from frcunet.data.sources import isic2018_pairs
     from frcunet.metrics import per_image_metrics

@@ -31,15 +31,6 @@ def run_cli(*args, cwd=None, timeout=300):
     )
 
 
-@pytest.fixture(autouse=True)
-def _float32_policy():
-    """Tests that change the dtype policy must not leak it into the next test."""
-    import keras
-
-    yield
-    keras.config.set_dtype_policy("float32")
-
-
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

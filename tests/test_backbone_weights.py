@@ -116,7 +116,8 @@ def test_cached_known_name_is_used_without_network(tmp_path, monkeypatch):
     monkeypatch.setenv(URL_ENV, "http://127.0.0.1:9/" + XCEPTION_VOC)
     model = build_model("frcunet-lite", (32, 32, 3))
     (tmp_path / "keras" / "models").mkdir(parents=True)
-    write_keras2_weight_file(tmp_path / "keras" / "models" / XCEPTION_VOC, _backbone_arrays(model, np.random.default_rng(2)))
+    arrays = _backbone_arrays(model, np.random.default_rng(2))
+    write_keras2_weight_file(tmp_path / "keras" / "models" / XCEPTION_VOC, arrays)
     assert len(load_backbone_weights(model, XCEPTION_VOC).loaded) > 10
 
 

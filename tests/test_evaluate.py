@@ -26,7 +26,8 @@ def test_evaluation_writes_every_output(trained, tmp_path):
     metrics, out = evaluate(EvaluateConfig(run=str(trained / "run"), data=str(trained / "prepared"),
                                            out=str(tmp_path / "out"), native=True, tta=True, progress=False))
     assert sorted(p.name for p in out.iterdir()) == [
-        ".frcunet-output", "Precision_recall.png", "ROC.png", "masks", "metrics.json", "overlays.png", "per_image.csv", "results.md"]
+        ".frcunet-output", "Precision_recall.png", "ROC.png", "masks", "metrics.json", "overlays.png",
+        "per_image.csv", "results.md"]
     saved = json.loads((out / "metrics.json").read_text())
     assert set(saved["pooled"]) == {"f1", "se", "sp", "acc", "pc", "js", "auc_roc", "auc_pr"}
     assert saved["legacy_js_equals_accuracy"] == saved["pooled"]["acc"]

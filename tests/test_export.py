@@ -1,6 +1,5 @@
 """Export for serving: a SavedModel with a uint8 signature, and a standalone .keras file."""
 
-import numpy as np
 import pytest
 
 from conftest import run_cli, run_python

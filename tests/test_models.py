@@ -86,7 +86,10 @@ def test_scale_of_the_input_does_not_matter():
 
 def test_mixed_bfloat16_keeps_float32_probabilities():
     keras.config.set_dtype_policy("mixed_bfloat16")
-    model = build_model("frcunet-lite", (32, 32, 3))
+    try:
+        model = build_model("frcunet-lite", (32, 32, 3))
+    finally:
+        keras.config.set_dtype_policy("float32")
     probabilities = model.predict(_images(1, 32, 32), verbose=0)
     assert probabilities.dtype == np.float32
     assert np.all((probabilities >= 0) & (probabilities <= 1))

@@ -3,10 +3,8 @@
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import keras
 import numpy as np
@@ -108,6 +106,18 @@ def test_training_input_mistakes_are_one_line_errors(prepared, tiny_run, tmp_pat
         train(_config(prepared, tmp_path / "r", lr=0))
     with pytest.raises(UserError, match=r"other settings \(data_manifest_sha1, batch_size\)"):
         train(_config(prepared, tiny_run / "run", epochs=2))
+
+
+def test_a_failed_training_leaves_the_callers_dtype_policy(prepared, tmp_path):
+    garbage = tmp_path / "garbage.weights.h5"
+    garbage.write_bytes(b"not weights")
+    assert keras.config.dtype_policy().name == "float32"
+    with pytest.raises(UserError, match="does not fit"):
+        train(_config(prepared, tmp_path / "r", precision="mixed_bfloat16", init_weights=str(garbage)))
+    assert keras.config.dtype_policy().name == "float32"
+    run, _ = train(_config(prepared, tmp_path / "r2", precision="mixed_bfloat16"))
+    assert keras.config.dtype_policy().name == "float32"
+    assert json.loads((run / "config.json").read_text())["precision_used"] == "mixed_bfloat16"
 
 
 def test_diverging_loss_stops_with_a_clear_message(prepared, tmp_path):

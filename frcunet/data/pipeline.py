@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-import frcunet._startup  # noqa: F401 - quiet backend import, before keras
 import keras
 
 from frcunet.data.augmentation import augment_pair, check_augmentation
