@@ -174,10 +174,10 @@ _STATE_FIELDS = {
 def callback_state(callback):
     fields = getattr(callback, "STATE_FIELDS", None) or next(
         f for cls, f in _STATE_FIELDS.items() if isinstance(callback, cls))
-    return {name: _plain(getattr(callback, name, None)) for name in fields}
+    return {name: _json_number(getattr(callback, name, None)) for name in fields}
 
 
-def _plain(value):
+def _json_number(value):
     if value is None:
         return None
     value = float(value)

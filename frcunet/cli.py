@@ -8,11 +8,25 @@ import argparse
 import sys
 
 from frcunet.errors import UserError
+from frcunet.names import (
+    AUGMENTATIONS,
+    COMPARE_BUDGETS,
+    DISTRIBUTE_MODES,
+    DOWNLOADABLE,
+    EXPORT_FORMATS,
+    LOSS_NAMES,
+    MODEL_NAMES,
+    MONITORS,
+    NORMALIZATIONS,
+    OPTIMIZERS,
+    PRECISIONS,
+    PYRAMID_MODES,
+    RECIPES,
+    SCHEDULES,
+    TRAINABLE_SPLITS,
+)
 
 EXIT_USER_ERROR = 2
-# The registry's names, spelled out so that building the parser does not import Keras (a test keeps
-# them equal to frcunet.models.MODELS).
-MODEL_NAMES = ("frcunet", "frcunet-lite", "unet", "attention-unet")
 
 
 def _add_build(subparsers):
@@ -24,7 +38,7 @@ def _add_build(subparsers):
     )
     parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256))
-    parser.add_argument("--pyramid", choices=("reference", "multiscale"), help="frcunet models only")
+    parser.add_argument("--pyramid", choices=PYRAMID_MODES, help="frcunet models only")
     parser.add_argument("--backbone-weights", metavar="PATH_OR_NAME")
     parser.add_argument("--out", metavar="FILE.keras", help="save the built model here")
     parser.set_defaults(run_command=_run_build)
@@ -76,14 +90,14 @@ def _add_prepare(subparsers):
 
 
 def _run_prepare(args):
-    from frcunet.data.prepare import prepare_dataset, summary
+    from frcunet.data.prepare import preparation_report, prepare_dataset
 
     manifest, out_dir = prepare_dataset(
         args.dataset, args.data_dir, args.out, tuple(args.size), args.split, args.seed, args.split_file,
         args.workers, args.skip_unpaired, args.max_pixels, args.masks_dir, args.mask_suffix,
         progress=not args.quiet,
     )
-    print(summary(manifest, out_dir))
+    print(preparation_report(manifest, out_dir))
 
 
 def _add_synth(subparsers):
@@ -121,14 +135,14 @@ def _add_train(subparsers):
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_<model>)")
     parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
-    parser.add_argument("--recipe", choices=("paper", "cpu"), default="paper",
+    parser.add_argument("--recipe", choices=RECIPES, default="paper",
                         help="the settings every unset flag takes (default: paper)")
-    parser.add_argument("--pyramid", choices=("reference", "multiscale"), help="frcunet models: pyramid kind")
+    parser.add_argument("--pyramid", choices=PYRAMID_MODES, help="frcunet models: pyramid kind")
     parser.add_argument("--width", type=float, help="frcunet models: channel width multiplier")
     parser.add_argument("--middle-units", type=int, help="frcunet models: Xception middle-flow units")
     parser.add_argument("--decoder-bn", choices=("on", "off"), help="frcunet models: batch norm in the decoder "
                         "(not in the released network)")
-    parser.add_argument("--normalization", choices=("minmax", "fixed"),
+    parser.add_argument("--normalization", choices=NORMALIZATIONS,
                         help="input scaling: per-image min-max (released) or fixed x/127.5-1")
     parser.add_argument("--base-filters", type=int, help="unet models: filters of the first level")
     parser.add_argument("--epochs", type=int, help="most epochs (paper: 100)")
@@ -136,27 +150,27 @@ def _add_train(subparsers):
                         "a cosine schedule spans the budget")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="(peak) learning rate")
-    parser.add_argument("--schedule", choices=("plateau", "cosine"))
+    parser.add_argument("--schedule", choices=SCHEDULES)
     parser.add_argument("--warmup-epochs", type=float, help="cosine: linear warm-up length")
-    parser.add_argument("--optimizer", choices=("adam", "adamw"))
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
     parser.add_argument("--weight-decay", type=float, help="adamw: decoupled weight decay")
     parser.add_argument("--ema", choices=("on", "off"), help="evaluate and keep a moving average of the weights")
-    parser.add_argument("--loss", choices=("bce", "dice", "bce+dice"))
-    parser.add_argument("--augment", nargs="?", const="flip", choices=("none", "flip", "full"),
+    parser.add_argument("--loss", choices=LOSS_NAMES)
+    parser.add_argument("--augment", nargs="?", const="flip", choices=AUGMENTATIONS,
                         help="none, flip (flips and turns; the flag alone) or full (plus scale, rotation, colour)")
-    parser.add_argument("--train-splits", nargs="+", choices=("train", "val"),
+    parser.add_argument("--train-splits", nargs="+", choices=TRAINABLE_SPLITS,
                         help="splits to fit on; 'train val' for a final model (needs --monitor last)")
     parser.add_argument("--early-stop", type=int, default=0, metavar="N", help="stop after N epochs without progress")
-    parser.add_argument("--monitor", choices=("val_loss", "val_dice", "last"),
+    parser.add_argument("--monitor", choices=MONITORS,
                         help="which epoch's weights to keep (last: the final epoch)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), help="expected size of the prepared arrays")
-    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+    parser.add_argument("--precision", choices=PRECISIONS,
                         help="auto: mixed_bfloat16 only on CPUs with native bfloat16 (default: paper float32)")
     parser.add_argument("--jit", action="store_true", help="compile with XLA")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic kernels, so that a resumed run equals an uninterrupted one (slower)")
-    parser.add_argument("--distribute", choices=("none", "data-parallel", "multiworker"), default="none")
+    parser.add_argument("--distribute", choices=DISTRIBUTE_MODES, default="none")
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="TensorFlow: split the CPU into N devices for --distribute data-parallel (testing)")
     parser.add_argument("--init-weights", metavar="WEIGHTS", help="start from a run's best.weights.h5 (fine-tuning)")
@@ -318,7 +332,7 @@ def _add_export(subparsers):
         "(N, H, W, 3) and returns probabilities (N, H, W, 1). keras: a standalone model.keras.",
     )
     parser.add_argument("--run", required=True, help="run folder with config.json and best.weights.h5")
-    parser.add_argument("--format", choices=("savedmodel", "keras"), default="savedmodel")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel")
     parser.add_argument("--out", required=True, help="folder to write (replaced only if an earlier export wrote it)")
     parser.set_defaults(run_command=_run_export)
 
@@ -336,7 +350,7 @@ def _add_download(subparsers):
         "verify them, and extract them into the layout the Prepare scripts read. Mirrors: --url NAME=URL, "
         "or FRCUNET_MIRROR=BASE_URL (files fetched as BASE_URL/NAME).",
     )
-    parser.add_argument("dataset", choices=("isic2018", "isic2017", "ph2"))
+    parser.add_argument("dataset", choices=DOWNLOADABLE)
     parser.add_argument("--to", help="folder to extract into (default: dataset_isic18/, dataset_isic17/, dataset_ph2/)")
     parser.add_argument("--url", action="append", default=[], metavar="NAME=URL", help="mirror for one archive")
     parser.add_argument("--delete-archives", action="store_true", help="remove the archives after extraction")
@@ -371,7 +385,7 @@ def _add_compare(subparsers):
     )
     parser.add_argument("--data", required=True, help="prepared folder to train and test on")
     parser.add_argument("--out", default="output/compare")
-    parser.add_argument("--budget", choices=("cpu", "paper"), default="cpu")
+    parser.add_argument("--budget", choices=COMPARE_BUDGETS, default="cpu")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
                         help="models to compare, the first tested against the others (default: the budget's)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default: 0 1 2)")

@@ -39,7 +39,7 @@ def untrained_dice(prepared, size, seed):
 
 
 def run_demo(config):
-    from frcunet.data.prepare import prepare_dataset, summary
+    from frcunet.data.prepare import preparation_report, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
     from frcunet.evaluation import EvaluateConfig, evaluate
     from frcunet.training import TrainConfig, train
@@ -53,7 +53,7 @@ def run_demo(config):
     print(f"2/4 preparing at {config.size[0]}x{config.size[1]}, split 0.7/0.1/0.2 -> {prepared}")
     manifest, _ = prepare_dataset("isic2018", download, prepared, config.size, split=(0.7, 0.1, 0.2),
                                   seed=config.seed)
-    print(summary(manifest, prepared))
+    print(preparation_report(manifest, prepared))
     floor = untrained_dice(prepared, config.size, config.seed)
     print(f"3/4 training frcunet-lite for {config.epochs} epochs -> {run} (untrained test Dice: {floor:.3f})")
     train(TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", epochs=config.epochs, batch_size=16,

@@ -14,8 +14,9 @@ import os
 import keras
 
 from frcunet.errors import UserError
+from frcunet.names import DISTRIBUTE_MODES
 
-MODES = ("none", "data-parallel", "multiworker")
+MODES = DISTRIBUTE_MODES
 
 
 def split_cpu_for_tensorflow(replicas):

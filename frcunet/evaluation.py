@@ -23,7 +23,7 @@ from tqdm import tqdm
 from frcunet.data.pipeline import open_split
 from frcunet.data.prepare import MANIFEST
 from frcunet.errors import UserError
-from frcunet.metrics import PER_IMAGE_KEYS, PooledCounts, per_image_metrics, summarize, thresholded_jaccard
+from frcunet.metrics import PER_IMAGE_KEYS, PooledCounts, per_image_metrics, per_image_statistics, thresholded_jaccard
 from frcunet.provenance import versions
 from frcunet.saving import atomic_folder, check_output_folder, read_json
 
@@ -86,9 +86,9 @@ def _score_native(entries, probabilities, threshold, progress):
     return counts, {k: np.array(v) for k, v in rows.items()}
 
 
-def _summary(counts, per_image):
+def _metrics_record(counts, per_image):
     pooled = counts.result()
-    stats = summarize(per_image)
+    stats = per_image_statistics(per_image)
     return {
         "pooled": pooled,
         "per_image_mean": stats["mean"],
@@ -179,14 +179,14 @@ def evaluate(config):
     if test.size != model_size:
         probabilities = np.stack([resize_probabilities(p, test.size) for p in probabilities])
     counts, per_image = _score(truth, probabilities, config.threshold)
-    metrics = {**_summary(counts, per_image), "n_images": len(ids), "threshold": config.threshold,
+    metrics = {**_metrics_record(counts, per_image), "n_images": len(ids), "threshold": config.threshold,
                "grid": list(test.size)}
     native = None
     if config.native:
         if entries is None:
             raise UserError(f"--native needs {Path(config.data) / MANIFEST} to find the original masks")
         native_counts, native_per_image = _score_native(entries, probabilities, config.threshold, config.progress)
-        native = _summary(native_counts, native_per_image)
+        native = _metrics_record(native_counts, native_per_image)
         metrics["native"] = native
     metrics.update({"run": str(run), "model": run_config["model"], "data": str(config.data),
                     "settings": asdict(config), "versions": versions()})

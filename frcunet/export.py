@@ -10,9 +10,10 @@ import importlib.util
 from pathlib import Path
 
 from frcunet.errors import UserError
+from frcunet.names import EXPORT_FORMATS
 from frcunet.saving import atomic_folder, check_output_folder, save_model_atomic
 
-FORMATS = ("savedmodel", "keras")
+FORMATS = EXPORT_FORMATS
 
 
 def export_run(run, fmt, out):

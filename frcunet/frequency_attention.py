@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-PYRAMID_MODES = ("reference", "multiscale")
+from frcunet.names import PYRAMID_MODES
 
 
 def reference_sigmas(levels=4, base=1.6):

@@ -11,7 +11,7 @@ Reductions (stated, since they change the numbers):
   for probabilities on that grid, and within about 1e-4 of the exact areas
   otherwise, without sorting all pixels.
 - `per_image_metrics`: each image scored alone; averaging is left to the caller
-  (`summarize`). Empty masks: both empty gives Dice = IoU = 1; one empty gives
+  (`per_image_statistics`). Empty masks: both empty gives Dice = IoU = 1; one empty gives
   Dice = IoU = 0. SE is undefined (NaN) for an image without lesion, SP for an
   image without background, HD95 when either mask is empty. NaNs are left out
   of means and counted. Leaving out an empty prediction of a real lesion
@@ -166,7 +166,7 @@ def thresholded_jaccard(iou, floor=ISIC_JACCARD_FLOOR):
     return float(np.mean(np.where(iou >= floor, iou, 0.0))) if iou.size else float("nan")
 
 
-def summarize(per_image):
+def per_image_statistics(per_image):
     """Mean, standard deviation and count of undefined values of each per-image metric."""
     summary = {"mean": {}, "std": {}, "undefined": {}}
     for key, values in per_image.items():

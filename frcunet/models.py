@@ -10,7 +10,8 @@ from keras import layers
 
 from frcunet.backbones import aligned_xception, scaled
 from frcunet.errors import UserError
-from frcunet.frequency_attention import PYRAMID_MODES, FrequencyRecalibration, LaplacianPyramid
+from frcunet.frequency_attention import FrequencyRecalibration, LaplacianPyramid
+from frcunet.names import PYRAMID_MODES
 from frcunet.preprocessing import normalization_layer
 
 SIZE_MULTIPLE = 16

@@ -7,6 +7,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from frcunet.names import IMAGE_SUFFIXES
+
 
 def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc="predicting"):
     """Probabilities (N, H, W) float32 for uint8 images (N, H, W, 3) at the model's size.
@@ -67,7 +69,6 @@ def save_mask_png(mask, path):
         Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(temporary, format="PNG")
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 PREDICTED_RECORD = ".frcunet-predicted"  # the files predict wrote into --out; only those are ever replaced

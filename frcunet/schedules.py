@@ -13,8 +13,6 @@ import time
 
 import keras
 
-SCHEDULES = ("plateau", "cosine")
-
 
 def warmup_cosine(step, total_steps, warmup_steps, peak):
     """Linear warm-up from ~0 to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`.

@@ -34,14 +34,13 @@ from frcunet.distribute import distribution_scope
 from frcunet.errors import UserError
 from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model
+from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.provenance import git_commit, versions
 from frcunet.saving import atomic_path, check_folder_path, read_json, save_model_atomic
-from frcunet.schedules import SCHEDULES, BudgetedSchedule
+from frcunet.schedules import BudgetedSchedule
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-MONITORS = ("val_loss", "val_dice", "last")
 # Settings that define a run; a resumed run must agree on all of them.
-IDENTITY = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss", "augment",
+RUN_DEFINING_SETTINGS = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss", "augment",
             "monitor", "seed", "precision", "init_weights", "backbone_weights", "schedule", "warmup_epochs",
             "optimizer", "weight_decay", "ema", "train_splits")
 
@@ -214,7 +213,7 @@ def _check_resumable(run, record):
     if not config_path.is_file():
         return None
     earlier = read_json(config_path, "use --restart to replace the run, or another --run")
-    differing = [key for key in IDENTITY if earlier.get(key) != record.get(key)]
+    differing = [key for key in RUN_DEFINING_SETTINGS if earlier.get(key) != record.get(key)]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
                         "or --restart to replace it")
@@ -232,7 +231,6 @@ def _trim_history(path, epochs_done):
         csv.writer(f).writerows(kept)
 
 
-OPTIMIZERS = ("adam", "adamw")
 EMA_MOMENTUM = 0.99  # per step: an average over the last ~100 steps, about one ISIC epoch at batch 16
 
 

@@ -49,10 +49,12 @@ def test_importing_the_package_does_not_load_the_backend():
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
 
 
-def test_the_command_line_knows_every_registry_model_without_importing_keras():
-    from frcunet.cli import MODEL_NAMES
+def test_the_command_line_knows_every_registry_name_without_importing_keras():
+    from frcunet.losses import LOSSES
     from frcunet.models import MODELS
+    from frcunet.names import LOSS_NAMES, MODEL_NAMES, RECIPES
+    from frcunet.recipes import RECIPES as RECIPE_SETTINGS
 
-    assert set(MODEL_NAMES) == set(MODELS)
+    assert set(MODEL_NAMES) == set(MODELS) and set(LOSS_NAMES) == set(LOSSES) and set(RECIPES) == set(RECIPE_SETTINGS)
     done = run_python("import sys\nfrom frcunet.cli import make_parser\nmake_parser()\nprint('keras' in sys.modules)")
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]

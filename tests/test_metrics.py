@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from frcunet.metrics import hd95, per_image_metrics, pooled_metrics, summarize, thresholded_jaccard
+from frcunet.metrics import hd95, per_image_metrics, per_image_statistics, pooled_metrics, thresholded_jaccard
 
 
 def _random_case(seed, shape=(5, 24, 32), decimals=None):
@@ -88,7 +88,7 @@ def test_empty_masks_follow_the_written_rules():
     assert np.isnan(got["se"][0]) and np.isnan(got["se"][1]) and got["se"][2] == 0.0
     assert np.isnan(got["hd95"]).all()
     np.testing.assert_allclose(got["hd95_diag"], [0.0, np.hypot(20, 20), np.hypot(20, 20)])
-    summary = summarize(got)
+    summary = per_image_statistics(got)
     assert summary["undefined"]["hd95"] == 3 and summary["undefined"]["se"] == 2
     assert summary["mean"]["dice"] == pytest.approx(1 / 3)
 

@@ -16,8 +16,8 @@ import keras
 
 from frcunet.data.augmentation import augment_pair, check_augmentation
 from frcunet.errors import UserError
+from frcunet.names import SPLITS
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass

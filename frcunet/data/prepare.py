@@ -23,9 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from frcunet.data.imaging import DEFAULT_MAX_PIXELS, read_pair
-from frcunet.data.splits import SPLITS
 from frcunet.data.workers import ordered_map, workers_that_fit
 from frcunet.errors import UserError
+from frcunet.names import SPLITS
 from frcunet.provenance import versions
 from frcunet.saving import atomic_folder, check_output_folder
 
@@ -153,7 +153,7 @@ def manifest_sha1(folder):
     return hashlib.sha1((Path(folder) / MANIFEST).read_bytes()).hexdigest()
 
 
-def summary(manifest, out_dir):
+def preparation_report(manifest, out_dir):
     """The lines printed at the end of a preparation."""
     lines = [f"prepared {sum(manifest['counts'].values())} pairs at {manifest['size'][0]}x{manifest['size'][1]} "
              f"in {manifest['seconds']:.1f} s -> {out_dir}"]

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from frcunet.errors import UserError
+from frcunet.names import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
