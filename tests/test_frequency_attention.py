@@ -1,3 +1,5 @@
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -10,7 +12,8 @@ from frcunet.frequency_attention import (
     gaussian_kernel_2d,
     reference_sigmas,
 )
-from frcunet.preprocessing import MinMaxNormalization
+from frcunet.losses import PooledDice, bce_dice_loss, soft_dice_loss
+from frcunet.preprocessing import FixedScaling, MinMaxNormalization
 
 pytestmark = pytest.mark.agnostic
 
@@ -114,11 +117,34 @@ def test_gates_lie_in_zero_one_and_output_has_requested_channels():
     assert recalibration.count_params() == 16 * 16 + 16 * 4 + 4 * 16 + 5 * 16 * 24
 
 
-def test_layers_round_trip_through_their_config():
+def _json_round_trip(obj):
+    """Through JSON text, the way a .keras file stores it (keras-hub's run_serialization_test does the same)."""
+    serialized = keras.saving.serialize_keras_object(obj)
+    return keras.saving.deserialize_keras_object(json.loads(json.dumps(serialized)))
+
+
+def test_layers_round_trip_through_json():
+    x = np.random.default_rng(4).normal(size=(1, 8, 8, 4)).astype("float32")
     for layer in (LaplacianPyramid(mode="multiscale", kernel_sizes=(3, 5), sigmas=(1.0, 2.0)),
-                  FrequencyRecalibration(8, 2), MinMaxNormalization(0.0, 1.0)):
-        clone = type(layer).from_config(layer.get_config())
-        assert clone.get_config() == layer.get_config()
+                  FrequencyRecalibration(8, 2), MinMaxNormalization(0.0, 1.0), FixedScaling()):
+        clone = _json_round_trip(layer)
+        assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
+    pyramid = LaplacianPyramid(mode="multiscale")
+    for got, want in zip(_json_round_trip(pyramid)(x), pyramid(x)):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
+
+
+def test_losses_and_the_dice_metric_round_trip_through_json():
+    truth = np.array([[1.0, 0.0, 1.0, 1.0]])
+    predicted = np.array([[0.9, 0.2, 0.6, 0.1]])
+    for loss in (soft_dice_loss, bce_dice_loss):
+        assert _json_round_trip(loss) is loss
+    metric = PooledDice(name="dice")
+    clone = _json_round_trip(metric)
+    assert type(clone) is PooledDice and clone.get_config() == metric.get_config()
+    metric.update_state(truth, predicted)
+    clone.update_state(truth, predicted)
+    assert float(clone.result()) == pytest.approx(float(metric.result()))
 
 
 def test_min_max_normalization_spans_the_range_per_image():
