@@ -5,6 +5,7 @@ them becomes one `error:` line on stderr and exit status 2, with no traceback.
 """
 
 import argparse
+import logging
 import sys
 
 from frcunet.errors import UserError
@@ -260,13 +261,14 @@ def _add_evaluate(subparsers):
 
 
 def _run_evaluate(args):
-    from frcunet.evaluation import EvaluateConfig, evaluate
+    from frcunet.evaluation import EvaluateConfig, evaluate, printed_tables
 
     _check_threshold(args.threshold)
-    _, out = evaluate(EvaluateConfig(run=args.run or "", data=args.data, out=args.out or "", threshold=args.threshold,
-                                     tta=args.tta, native=args.native, resize=args.resize,
-                                     batch_size=args.batch_size, progress=not args.quiet,
-                                     pretrained=args.pretrained))
+    metrics, out = evaluate(EvaluateConfig(
+        run=args.run or "", data=args.data, out=args.out or "", threshold=args.threshold, tta=args.tta,
+        native=args.native, resize=args.resize, batch_size=args.batch_size, progress=not args.quiet,
+        pretrained=args.pretrained))
+    print(printed_tables(metrics))
     print(f"outputs in {out}")
 
 
@@ -425,8 +427,30 @@ def make_parser():
 KERAS_FREE_VERBS = {"prepare", "synth", "download"}
 
 
+class _ConsoleHandler(logging.Handler):
+    """Shows the library's messages: information on stdout as it is, warnings on stderr as `warning: ...`.
+
+    The streams are looked up for each message, so a replaced sys.stdout (a test, a notebook) is used.
+    """
+
+    def emit(self, record):
+        message = self.format(record)
+        if record.levelno >= logging.WARNING:
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            print(message)
+
+
+def _show_library_messages():
+    logger = logging.getLogger("frcunet")
+    if not any(isinstance(handler, _ConsoleHandler) for handler in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
+        logger.setLevel(logging.INFO)
+
+
 def main(argv=None):
     args = make_parser().parse_args(argv)
+    _show_library_messages()
     if args.command not in KERAS_FREE_VERBS:
         from frcunet._startup import import_keras_quietly
 

@@ -6,11 +6,14 @@ Writes everything under one folder (default `demo/`): the synthetic download
 the untrained network on the same test split first, so the gain is visible.
 """
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 
 @dataclass
@@ -41,28 +44,29 @@ def untrained_dice(prepared, size, seed):
 def run_demo(config):
     from frcunet.data.prepare import preparation_report, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
-    from frcunet.evaluation import EvaluateConfig, evaluate
+    from frcunet.evaluation import EvaluateConfig, evaluate, printed_tables
     from frcunet.training import TrainConfig, train
 
     started = time.perf_counter()
     root = Path(config.folder)
     download, prepared = root / "dataset_isic18", root / "data" / "isic2018"
     run, out = root / "weights" / "isic2018_frcunet-lite", root / "output" / "isic2018_frcunet-lite"
-    print(f"1/4 synthesising {config.pairs} dermoscopy images with masks -> {download}")
+    log.info(f"1/4 synthesising {config.pairs} dermoscopy images with masks -> {download}")
     write_synthetic_isic(download, config.pairs, config.seed, size=(192, 256))
-    print(f"2/4 preparing at {config.size[0]}x{config.size[1]}, split 0.7/0.1/0.2 -> {prepared}")
+    log.info(f"2/4 preparing at {config.size[0]}x{config.size[1]}, split 0.7/0.1/0.2 -> {prepared}")
     manifest, _ = prepare_dataset("isic2018", download, prepared, config.size, split=(0.7, 0.1, 0.2),
                                   seed=config.seed)
-    print(preparation_report(manifest, prepared))
+    log.info(preparation_report(manifest, prepared))
     floor = untrained_dice(prepared, config.size, config.seed)
-    print(f"3/4 training frcunet-lite for {config.epochs} epochs -> {run} (untrained test Dice: {floor:.3f})")
+    log.info(f"3/4 training frcunet-lite for {config.epochs} epochs -> {run} (untrained test Dice: {floor:.3f})")
     train(TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", epochs=config.epochs, batch_size=16,
                       lr=1e-3, loss="bce+dice", augment=True, monitor="val_dice", seed=config.seed,
                       precision="auto", restart=True, verbose=2))
-    print(f"4/4 evaluating on the {manifest['counts']['test']} test images -> {out}")
+    log.info(f"4/4 evaluating on the {manifest['counts']['test']} test images -> {out}")
     metrics, _ = evaluate(EvaluateConfig(run=str(run), data=str(prepared), out=str(out)))
+    log.info(printed_tables(metrics))
     minutes = (time.perf_counter() - started) / 60
-    print(f"\ntest Dice (pooled F1): {metrics['pooled']['f1']:.3f} trained vs {floor:.3f} untrained; "
+    log.info(f"\ntest Dice (pooled F1): {metrics['pooled']['f1']:.3f} trained vs {floor:.3f} untrained; "
           f"per-image mean Dice {metrics['per_image_mean']['dice']:.3f}; {minutes:.1f} minutes in all")
-    print(f"outputs: {out} (results.md, metrics.json, overlays.png, ROC.png, masks/); run folder: {run}")
+    log.info(f"outputs: {out} (results.md, metrics.json, overlays.png, ROC.png, masks/); run folder: {run}")
     return metrics, floor

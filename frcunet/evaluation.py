@@ -212,7 +212,13 @@ def evaluate(config):
                  "'JS' equalled accuracy and is shown as legacy JS. /img columns are per-image means.\n")
         (staging / "results.md").write_text(text)
         _write_masks(staging / "masks", ids, probabilities, original_sizes, config.threshold, config.progress)
-    print(table)
-    if native:
-        print(results_table(name + " native", native))
     return metrics, out
+
+
+def printed_tables(metrics):
+    """The results table of an evaluation's metrics (and its native-size table), as the command prints it."""
+    name = f"{metrics['model']} ({Path(metrics['run']).name})"
+    tables = [results_table(name, metrics)]
+    if metrics.get("native"):
+        tables.append(results_table(name + " native", metrics["native"]))
+    return "\n".join(tables)

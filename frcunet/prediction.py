@@ -1,5 +1,6 @@
 """Prediction: probability maps for images of any size, with optional flip averaging (TTA)."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -8,6 +9,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from frcunet.names import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 
 def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc="predicting"):
@@ -137,7 +140,7 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
                     image, original, _ = read_image(path, size)
                 except UserError as exc:
                     failed.append(f"{path.name}: {exc}")
-                    print(f"warning: skipping {path}: {exc}", file=sys.stderr)
+                    log.warning(f"skipping {path}: {exc}")
                     continue
                 batch.append(image)
                 originals.append(original)

@@ -1,14 +1,16 @@
 """Atomic writes: a file appears complete under its name, or not at all."""
 
 import json
+import logging
 import os
 import shutil
-import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 from frcunet.errors import UserError
+
+log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 
 def read_json(path, remedy):
@@ -128,7 +130,7 @@ def atomic_folder(path, kind, **check):
     with exclusive_lock(path.parent / f".{path.name}.lock", path, "written"):
         check_output_folder(path, kind, **check)  # again: another process may have written it meanwhile
         for stale in path.parent.glob(f".{path.name}.partial-*"):
-            print(f"removing {stale}, left by an interrupted run", file=sys.stderr)
+            log.warning(f"removing {stale}, left by an interrupted run")
             shutil.rmtree(stale, ignore_errors=True)
         staging = path.parent / f".{path.name}.partial-{os.getpid()}"
         staging.mkdir()

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import importlib.util
 import json
+import logging
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -39,10 +40,12 @@ from frcunet.provenance import git_commit, versions
 from frcunet.saving import atomic_path, check_folder_path, read_json, save_model_atomic
 from frcunet.schedules import BudgetedSchedule
 
+log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
+
 # Settings that define a run; a resumed run must agree on all of them.
-RUN_DEFINING_SETTINGS = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss", "augment",
-            "monitor", "seed", "precision", "init_weights", "backbone_weights", "schedule", "warmup_epochs",
-            "optimizer", "weight_decay", "ema", "train_splits")
+RUN_DEFINING_SETTINGS = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss",
+    "augment", "monitor", "seed", "precision", "init_weights", "backbone_weights", "schedule", "warmup_epochs",
+    "optimizer", "weight_decay", "ema", "train_splits")
 
 
 @dataclass
@@ -319,7 +322,7 @@ def _train_locked(config, run, size):
     resume_state = None if config.restart else _check_resumable(run, record)
     epochs_done = resume_state["epochs_done"] if resume_state else 0
     if epochs_done >= config.epochs or (resume_state or {}).get("stopped_early"):
-        print(f"{run} already holds a finished run of {epochs_done} epochs; nothing to do (--restart to redo)")
+        log.info(f"{run} already holds a finished run of {epochs_done} epochs; nothing to do (--restart to redo)")
         return run, None
 
     keras.utils.set_random_seed(config.seed)
@@ -334,7 +337,7 @@ def _train_locked(config, run, size):
             if config.backbone_weights:
                 from frcunet.backbone_weights import load_backbone_weights
 
-                print(load_backbone_weights(model, config.backbone_weights).summary())
+                log.info(load_backbone_weights(model, config.backbone_weights).summary())
             if config.init_weights:
                 _load_init_weights(model, config.init_weights, config, size)
         model.compile(
@@ -357,7 +360,7 @@ def _train_locked(config, run, size):
                 _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
             _trim_history(run / "history.csv", epochs_done)
             publish_staged_best(run / "resume", resume_state, run / "best.weights.h5")
-            print(f"resuming {run} after epoch {epochs_done}")
+            log.info(f"resuming {run} after epoch {epochs_done}")
 
     batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)
@@ -366,7 +369,7 @@ def _train_locked(config, run, size):
     val_data = SegmentationBatches(config.data, "val", **batches)
     callbacks, best, nan_guard = _callbacks(config, run, resume_state, len(train_data))
     if replicas > 1:
-        print(f"data-parallel over {replicas} replicas, {config.batch_size // replicas} images each per step")
+        log.info(f"data-parallel over {replicas} replicas, {config.batch_size // replicas} images each per step")
     train_input, steps_per_epoch = _fit_input(config, train_data)
     # shuffle=False: the pipeline orders each epoch from (seed, epoch); Keras' own batch shuffle would draw
     # from Python's global random, which a resumed run does not continue.

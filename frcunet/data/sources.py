@@ -5,12 +5,15 @@ images to segment (licence texts, ISIC 2017 superpixel maps, PH2 colour-class
 masks), and reports unpaired files by id instead of guessing.
 """
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from frcunet.errors import UserError
 from frcunet.names import IMAGE_SUFFIXES
+
+log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 
 
@@ -59,11 +62,7 @@ def _files_by_stem(folder, suffixes):
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in suffixes}
 
 
-def _warn(message):
-    print(message, file=sys.stderr)
-
-
-def match_pairs(images, masks, source, skip_unpaired=False, warn=_warn):
+def match_pairs(images, masks, source, skip_unpaired=False, warn=None):
     """Pairs two id -> path maps; unpaired ids are an error or, if asked, dropped with a warning."""
     if not images:
         raise UserError(f"no images found; expected {source.layout}")
@@ -77,7 +76,7 @@ def match_pairs(images, masks, source, skip_unpaired=False, warn=_warn):
             problems.append(f"{len(lonely_masks)} masks without image ({_preview(lonely_masks)})")
         if not skip_unpaired:
             raise UserError("; ".join(problems) + "; add the missing files or pass --skip-unpaired")
-        warn("warning: skipping " + "; ".join(problems))
+        (warn or log.warning)("skipping " + "; ".join(problems))
     return [Pair(i, images[i], masks[i]) for i in sorted(set(images) & set(masks))]
 
 
