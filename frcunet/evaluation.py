@@ -181,18 +181,14 @@ def evaluate(config):
     counts, per_image = _score(truth, probabilities, config.threshold)
     metrics = {**_metrics_record(counts, per_image), "n_images": len(ids), "threshold": config.threshold,
                "grid": list(test.size)}
-    native = None
     if config.native:
         if entries is None:
             raise UserError(f"--native needs {Path(config.data) / MANIFEST} to find the original masks")
         native_counts, native_per_image = _score_native(entries, probabilities, config.threshold, config.progress)
-        native = _metrics_record(native_counts, native_per_image)
-        metrics["native"] = native
+        metrics["native"] = _metrics_record(native_counts, native_per_image)
     metrics.update({"run": str(run), "model": run_config["model"], "data": str(config.data),
                     "settings": asdict(config), "versions": versions()})
 
-    name = f"{run_config['model']} ({run.name})"
-    table = results_table(name, metrics)
     with atomic_folder(out, "evaluation", **keep_clear) as staging:
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=True))
         _write_per_image(staging / "per_image.csv", ids, per_image)
@@ -200,19 +196,24 @@ def evaluate(config):
         plot_roc(counts, metrics["pooled"], staging / "ROC.png", title)
         plot_precision_recall(counts, metrics["pooled"], staging / "Precision_recall.png", title)
         _case_figure(staging / "overlays.png", ids, images, truth, probabilities, per_image, config.threshold, title)
-        text = f"# Evaluation of {run}\n\nTest split of {config.data}: {len(ids)} images scored at " \
-               f"{test.size[0]}x{test.size[1]}, threshold {config.threshold}{', flip TTA' if config.tta else ''}.\n\n"
-        text += table + "\n"
-        if native:
-            text += "\nAt each image's original size, against the original masks:\n\n"
-            text += results_table(name + " native", native) + "\n"
-        text += ("\nHD95/img leaves out images where one mask is empty; HD95 diag. counts them as the image "
-                 "diagonal. AP is the average precision.\n")
-        text += ("\nF1..PC and JS pool every test pixel (JS is the true Jaccard, F1/(2-F1)); the reference's "
-                 "'JS' equalled accuracy and is shown as legacy JS. /img columns are per-image means.\n")
-        (staging / "results.md").write_text(text)
+        (staging / "results.md").write_text(_results_markdown(run, config, metrics))
         _write_masks(staging / "masks", ids, probabilities, original_sizes, config.threshold, config.progress)
     return metrics, out
+
+
+def _results_markdown(run, config, metrics):
+    grid = metrics["grid"]
+    text = f"# Evaluation of {run}\n\nTest split of {config.data}: {metrics['n_images']} images scored at " \
+           f"{grid[0]}x{grid[1]}, threshold {config.threshold}{', flip TTA' if config.tta else ''}.\n\n"
+    name = f"{metrics['model']} ({run.name})"
+    text += results_table(name, metrics) + "\n"
+    if metrics.get("native"):
+        text += "\nAt each image's original size, against the original masks:\n\n"
+        text += results_table(name + " native", metrics["native"]) + "\n"
+    text += ("\nHD95/img leaves out images where one mask is empty; HD95 diag. counts them as the image "
+             "diagonal. AP is the average precision.\n")
+    return text + ("\nF1..PC and JS pool every test pixel (JS is the true Jaccard, F1/(2-F1)); the reference's "
+                   "'JS' equalled accuracy and is shown as legacy JS. /img columns are per-image means.\n")
 
 
 def printed_tables(metrics):

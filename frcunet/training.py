@@ -331,36 +331,11 @@ def _train_locked(config, run, size):
     keras.config.set_dtype_policy(resolve_precision(config.precision))
     scope, replicas = distribution_scope(config.distribute, config.cpu_replicas)
     with scope:
-        model = build_model(config.model, (*size, 3), **config.model_options)
-        if not resume_state:
-            # Before compiling: a fine-tuned model starts with a fresh optimizer, not the source run's.
-            if config.backbone_weights:
-                from frcunet.backbone_weights import load_backbone_weights
-
-                log.info(load_backbone_weights(model, config.backbone_weights).summary())
-            if config.init_weights:
-                _load_init_weights(model, config.init_weights, config, size)
-        model.compile(
-            optimizer=_optimizer(config),
-            loss=LOSSES[config.loss],
-            metrics=[PooledDice(name="dice")],
-            jit_compile=True if config.jit else "auto",
-        )
+        model = _compiled_model(config, size, fresh=not resume_state)
         # Every check has passed: only now does the run folder change.
-        if not resume_state:
-            _start_fresh(run)
-            (run / "config.json").unlink(missing_ok=True)
-        run.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run / "config.json") as temporary:
-            temporary.write_text(json.dumps(record, indent=1))
+        _open_run_folder(run, record, fresh=not resume_state)
         if resume_state:
-            model.optimizer.build(model.trainable_variables)
-            model.load_weights(run / "resume" / resume_state["weights"])
-            if config.ema:
-                _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
-            _trim_history(run / "history.csv", epochs_done)
-            publish_staged_best(run / "resume", resume_state, run / "best.weights.h5")
-            log.info(f"resuming {run} after epoch {epochs_done}")
+            _restore_interrupted(model, config, run, resume_state)
 
     batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)
@@ -383,6 +358,44 @@ def _train_locked(config, run, size):
                         "--precision float32")
     _export_best_model(config, size, run)
     return run, history
+
+
+def _compiled_model(config, size, fresh):
+    """The model, compiled; a fresh run first takes --backbone-weights and --init-weights."""
+    model = build_model(config.model, (*size, 3), **config.model_options)
+    if fresh:
+        # Before compiling: a fine-tuned model starts with a fresh optimizer, not the source run's.
+        if config.backbone_weights:
+            from frcunet.backbone_weights import load_backbone_weights
+
+            log.info(load_backbone_weights(model, config.backbone_weights).summary())
+        if config.init_weights:
+            _load_init_weights(model, config.init_weights, config, size)
+    model.compile(optimizer=_optimizer(config), loss=LOSSES[config.loss], metrics=[PooledDice(name="dice")],
+                  jit_compile=True if config.jit else "auto")
+    return model
+
+
+def _open_run_folder(run, record, fresh):
+    """Clears a run folder's own files for a fresh run, and writes its config.json."""
+    if fresh:
+        _start_fresh(run)
+        (run / "config.json").unlink(missing_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "config.json") as temporary:
+        temporary.write_text(json.dumps(record, indent=1))
+
+
+def _restore_interrupted(model, config, run, resume_state):
+    """Weights, optimizer, history and best checkpoint as the interrupted run left them after its last epoch."""
+    epochs_done = resume_state["epochs_done"]
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(run / "resume" / resume_state["weights"])
+    if config.ema:
+        _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
+    _trim_history(run / "history.csv", epochs_done)
+    publish_staged_best(run / "resume", resume_state, run / "best.weights.h5")
+    log.info(f"resuming {run} after epoch {epochs_done}")
 
 
 def _fit_input(config, train_data):

@@ -44,6 +44,27 @@ def shared_data():
     return SHARED_DATA
 
 
+def read_history(run):
+    """The rows of a run's history.csv, as dicts of strings."""
+    import csv
+
+    with open(Path(run) / "history.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory):
+    """Synthetic ISIC data (48x64 originals) prepared at 32x32: 16 train, 8 val, 8 test."""
+    from frcunet.data.prepare import prepare_dataset
+    from frcunet.data.synthetic import write_synthetic_isic
+
+    root = tmp_path_factory.mktemp("data")
+    write_synthetic_isic(root / "syn", 32, seed=5, size=(48, 64), progress=False)
+    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
+                    progress=False)
+    return root / "prepared"
+
+
 TINY_LITE = {"width": 0.125, "middle_units": 1}
 
 

@@ -1,15 +1,13 @@
 """The CPU recipe's parts: augmentation, fixed input scaling, decoder batch norm, schedules, time budget."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
 
+from conftest import read_history
 from frcunet.cli import make_parser, train_settings
 from frcunet.data.augmentation import augment_pair, check_augmentation
-from frcunet.data.prepare import prepare_dataset
-from frcunet.data.synthetic import write_synthetic_isic
 from frcunet.errors import UserError
 from frcunet.recipes import RECIPES, recipe_settings
 from frcunet.schedules import warmup_cosine
@@ -110,20 +108,6 @@ def test_recipe_fills_unset_flags_and_given_flags_win():
     assert (settings["lr"], settings["batch_size"], settings["epochs"], options) == (1e-4, 12, 100, {})
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("recipe")
-    write_synthetic_isic(root / "syn", 24, seed=4, size=(48, 64), progress=False)
-    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
-    return root / "prepared"
-
-
-def _history(run):
-    with open(run / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.mark.agnostic
 def test_cosine_schedule_spans_the_epochs_and_ema_runs(prepared, tmp_path):
     config = TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite",
@@ -131,7 +115,7 @@ def test_cosine_schedule_spans_the_epochs_and_ema_runs(prepared, tmp_path):
                          lr=1e-3, schedule="cosine", warmup_epochs=1, optimizer="adamw", weight_decay=1e-4,
                          ema=True, augment="full", loss="bce+dice", monitor="val_dice", verbose=0)
     run, _ = train(config)
-    rates = [float(row["learning_rate"]) for row in _history(run)]
+    rates = [float(row["learning_rate"]) for row in read_history(run)]
     # Logged at each epoch's last step: the peak after the warm-up epoch, then down to near 0 at the end
     assert rates[0] == pytest.approx(1e-3, rel=1e-3) and rates[0] > rates[1] > rates[2]
     assert rates[-1] < 0.1 * 1e-3
@@ -145,7 +129,7 @@ def test_time_budget_stops_after_the_last_epoch_that_fits(prepared, tmp_path):
     config = TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", model_options=TINY, epochs=50,
                          batch_size=4, lr=1e-3, schedule="cosine", max_minutes=0.001, verbose=0)
     train(config)
-    assert len(_history(run)) == 1
+    assert len(read_history(run)) == 1
     state = json.loads((run / "resume" / "state.json").read_text())
     assert state["finished"] and state["callbacks"]["budget"]["planned_epochs"] == 1
     assert state["callbacks"]["budget"]["elapsed_seconds"] > 0

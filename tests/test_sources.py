@@ -56,7 +56,7 @@ def test_unpaired_files_are_listed_or_skipped(tmp_path, caplog):
     assert "2 images without mask (ISIC_0000002, ISIC_0000003)" in message
     assert "1 masks without image (ISIC_0000009)" in message and "--skip-unpaired" in message
     assert [p.id for p in sources.isic2018_pairs(tmp_path, skip_unpaired=True)] == ["ISIC_0000001"]
-    assert "skipping 2 images without mask" in caplog.text  # a logged warning; the command line shows it as "warning: ..."
+    assert "skipping 2 images without mask" in caplog.text  # logged; the command line adds "warning: "
 
 
 def test_ph2_layout_straight_from_the_download(tmp_path):

@@ -1,6 +1,5 @@
 """Training runs: run folder, resume after kill -9, fine-tuning, bad input, data-parallel."""
 
-import csv
 import json
 import os
 import subprocess
@@ -10,30 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import read_history, run_cli
 from frcunet.callbacks import AtomicBestCheckpoint
-from frcunet.data.prepare import prepare_dataset
-from frcunet.data.synthetic import write_synthetic_isic
 from frcunet.errors import UserError
 from frcunet.training import TrainConfig, train
 
 TINY = {"width": 0.125, "middle_units": 1}
 TINY_FLAGS = ["--model", "frcunet-lite", "--width", 0.125, "--middle-units", 1]
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """Synthetic ISIC data prepared at 32x32: 16 train, 8 val, 8 test."""
-    root = tmp_path_factory.mktemp("data")
-    write_synthetic_isic(root / "syn", 32, seed=5, size=(48, 64), progress=False)
-    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
-    return root / "prepared"
-
-
-def _history(run):
-    with open(run / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.agnostic
@@ -43,7 +25,7 @@ def test_training_writes_a_complete_run_folder(prepared, tmp_path):
     run, history = train(config)
     assert sorted(p.name for p in run.iterdir() if p.name != "logs") == [
         "best.weights.h5", "config.json", "history.csv", "model.keras", "resume"]
-    rows = _history(run)
+    rows = read_history(run)
     assert [r["epoch"] for r in rows] == ["0", "1"]
     assert {"loss", "dice", "val_loss", "val_dice", "learning_rate"} <= set(rows[0])
     recorded = json.loads((run / "config.json").read_text())
@@ -60,7 +42,7 @@ def test_training_writes_a_complete_run_folder(prepared, tmp_path):
     np.testing.assert_allclose(loaded.predict(images, verbose=0), reference.predict(images, verbose=0), atol=1e-5)
 
     again, nothing = train(config)  # finished runs are not trained again
-    assert nothing is None and len(_history(run)) == 2
+    assert nothing is None and len(read_history(run)) == 2
 
 
 def _config(prepared, run, **changes):
@@ -139,7 +121,7 @@ def test_best_checkpoint_ignores_non_finite_epochs(tmp_path):
 
 
 def _loss_falls(run):
-    losses = [float(r["loss"]) for r in _history(run)]
+    losses = [float(r["loss"]) for r in read_history(run)]
     return losses[-1] < losses[0]
 
 
