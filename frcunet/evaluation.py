@@ -162,7 +162,7 @@ def evaluate(config):
     if len(test) == 0:
         raise UserError(f"the test split of {config.data} is empty; prepare it with a non-empty test share")
     model, run_config = load_run_model(None if config.pretrained else run)
-    model_size = tuple(run_config["size"])
+    model_size = run_config.size
     if test.size != model_size and not config.resize:
         raise UserError(f"the test images are {test.size[0]}x{test.size[1]} but {run} was trained at "
                         f"{model_size[0]}x{model_size[1]}; pass --resize to predict at the model's size")
@@ -186,7 +186,7 @@ def evaluate(config):
             raise UserError(f"--native needs {Path(config.data) / MANIFEST} to find the original masks")
         native_counts, native_per_image = _score_native(entries, probabilities, config.threshold, config.progress)
         metrics["native"] = _metrics_record(native_counts, native_per_image)
-    metrics.update({"run": str(run), "model": run_config["model"], "data": str(config.data),
+    metrics.update({"run": str(run), "model": run_config.model, "data": str(config.data),
                     "settings": asdict(config), "versions": versions()})
 
     with atomic_folder(out, "evaluation", **keep_clear) as staging:

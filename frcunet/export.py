@@ -26,12 +26,12 @@ def export_run(run, fmt, out):
         raise UserError("SavedModel export needs TensorFlow: pip install tensorflow-cpu (or use --format keras)")
     out = Path(out)
     check_output_folder(out, "export", keep_clear=(run,))
-    model, config = load_run_model(run)
+    model, record = load_run_model(run)
     with atomic_folder(out, "export", keep_clear=(run,)) as staging:
         if fmt == "keras":
             save_model_atomic(model, staging / "model.keras")
         else:
-            _write_saved_model(model, tuple(config["size"]), staging / "savedmodel")
+            _write_saved_model(model, record.size, staging / "savedmodel")
     return out / ("model.keras" if fmt == "keras" else "savedmodel")
 
 

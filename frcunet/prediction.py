@@ -127,8 +127,8 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     if foreign:
         raise UserError(f"{out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
                         "not written by frcunet predict; it is left untouched: choose another --out")
-    model, config = load_run_model(run)
-    size = tuple(config["size"])
+    model, record = load_run_model(run)
+    size = record.size
     out.mkdir(parents=True, exist_ok=True)
     ours.add(name for file_names in names.values() for name in file_names)
     failed, written = [], 0

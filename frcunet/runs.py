@@ -1,46 +1,78 @@
-"""Opening a run folder: its settings and its best model, with errors that say what to run."""
+"""Opening a run folder: its record and its best model, with errors that say what to run.
+
+This module is the only reader of a run's config.json.
+"""
 
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from frcunet.errors import UserError
 from frcunet.saving import read_json
 
+CONFIG_FILE = "config.json"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run's config.json says: the fields that rebuild its model, and every setting as written."""
+
+    model: str
+    size: tuple  # (height, width) of the training arrays
+    model_options: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # the whole config.json (training settings, versions...)
+
+    @classmethod
+    def from_dict(cls, values, source):
+        try:
+            return cls(str(values["model"]), tuple(int(v) for v in values["size"]),
+                       dict(values.get("model_options") or {}), dict(values))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{source} lacks a valid model or size; train the run again with --restart") from None
+
+
+def read_run_record(run):
+    """The RunRecord of a run folder, or None when it has no config.json."""
+    path = Path(run) / CONFIG_FILE
+    if not path.is_file():
+        return None
+    return RunRecord.from_dict(read_json(path, "train the run again with --restart"), path)
+
 
 def read_run_config(run):
+    """The RunRecord of a run that has finished at least one epoch (it has best weights)."""
     run = Path(run)
-    config_path = run / "config.json"
-    if not config_path.is_file():
-        raise UserError(f"no run in {run} (config.json missing); run python Train_Skin_Lesion_Segmentation.py "
+    record = read_run_record(run)
+    if record is None:
+        raise UserError(f"no run in {run} ({CONFIG_FILE} missing); run python Train_Skin_Lesion_Segmentation.py "
                         "or frcunet train first, or pass --run")
-    if not (run / "best.weights.h5").is_file():
-        raise UserError(f"{run} has no best.weights.h5 yet; let its training finish at least one epoch")
-    config = read_json(config_path, "train the run again with --restart")
-    if not {"model", "size"} <= config.keys():
-        raise UserError(f"{config_path} lacks the model or size; train the run again with --restart")
-    return config
+    if not (run / BEST_WEIGHTS).is_file():
+        raise UserError(f"{run} has no {BEST_WEIGHTS} yet; let its training finish at least one epoch")
+    return record
 
 
 def load_run_model(run):
-    """(model, config) of a run: its architecture rebuilt from config.json, its best weights loaded.
+    """(model, RunRecord) of a run: its architecture rebuilt from config.json, its best weights loaded.
 
     `run` None means the trained model shipped inside the package (`frcunet.pretrained`).
     """
     from frcunet.models import build_model
 
     if run is None:
-        from frcunet.pretrained import load_pretrained_model
+        from frcunet.pretrained import PRETRAINED_DIR, RECORD_FILE, load_pretrained_model
 
-        return load_pretrained_model()
+        model, values = load_pretrained_model()
+        return model, RunRecord.from_dict(values, PRETRAINED_DIR / RECORD_FILE)
 
-    config = read_run_config(run)
-    model = build_model(config["model"], (*config["size"], 3), **config.get("model_options", {}))
+    record = read_run_config(run)
+    model = build_model(record.model, (*record.size, 3), **record.model_options)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # a mismatch is reported as one error below
-            model.load_weights(Path(run) / "best.weights.h5")
+            model.load_weights(Path(run) / BEST_WEIGHTS)
     except (ValueError, KeyError, OSError) as exc:
         first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"{Path(run) / 'best.weights.h5'} does not fit the {config['model']} its config.json "
+        raise UserError(f"{Path(run) / BEST_WEIGHTS} does not fit the {record.model} its {CONFIG_FILE} "
                         f"describes ({first}); train the run again") from None
-    return model, config
+    return model, record

@@ -37,7 +37,8 @@ from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.provenance import git_commit, versions
-from frcunet.saving import atomic_path, check_folder_path, read_json, save_model_atomic
+from frcunet.runs import read_run_record
+from frcunet.saving import atomic_path, check_folder_path, save_model_atomic
 from frcunet.schedules import BudgetedSchedule
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
@@ -179,14 +180,13 @@ def _load_init_weights(model, path, config, size):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"--init-weights {path} not found; give a run's best.weights.h5")
-    source_config = path.parent / "config.json"
-    if source_config.is_file():
-        earlier = read_json(source_config, "give weights of an intact run")
-        if earlier.get("model") != config.model or earlier.get("model_options", {}) != config.model_options:
-            raise UserError(f"{path} holds {earlier.get('model')} {earlier.get('model_options') or ''} weights, "
+    earlier = read_run_record(path.parent)
+    if earlier is not None:
+        if earlier.model != config.model or earlier.model_options != config.model_options:
+            raise UserError(f"{path} holds {earlier.model} {earlier.model_options or ''} weights, "
                             f"not {config.model} {config.model_options or ''}; use weights of the same model")
-        if tuple(earlier.get("size", size)) != tuple(size):
-            raise UserError(f"{path} was trained at {earlier['size'][0]}x{earlier['size'][1]}, this data is "
+        if earlier.size != tuple(size):
+            raise UserError(f"{path} was trained at {earlier.size[0]}x{earlier.size[1]}, this data is "
                             f"{size[0]}x{size[1]}; prepare the data at the same --size")
     try:
         with warnings.catch_warnings():
@@ -212,11 +212,13 @@ def _run_config(config, size):
 
 def _check_resumable(run, record):
     """An existing run folder must hold the same run; returns the resume state or None."""
-    config_path = run / "config.json"
-    if not config_path.is_file():
+    try:
+        earlier = read_run_record(run)
+    except UserError as exc:
+        raise UserError(f"{exc}; or use another --run") from None
+    if earlier is None:
         return None
-    earlier = read_json(config_path, "use --restart to replace the run, or another --run")
-    differing = [key for key in RUN_DEFINING_SETTINGS if earlier.get(key) != record.get(key)]
+    differing = [key for key in RUN_DEFINING_SETTINGS if earlier.settings.get(key) != record.get(key)]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
                         "or --restart to replace it")

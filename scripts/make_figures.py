@@ -61,7 +61,7 @@ def bands_figure(run, data, path, index):
     from frcunet.data.pipeline import open_split
     from frcunet.runs import load_run_model
 
-    model, config = load_run_model(run)
+    model, record = load_run_model(run)
     image = np.asarray(open_split(data, "test").images[index: index + 1], dtype=np.float32)
     pyramid = model.get_layer("laplacian_pyramid")
     recalibration = model.get_layer("frequency_recalibration")
@@ -81,7 +81,7 @@ def bands_figure(run, data, path, index):
     for axis in axes[0]:
         axis.axis("off")
     axes[1, 0].axis("off")
-    figure.suptitle(f"Bottleneck bands of {config['model']} ({Path(run).name}) for a {image.shape[1]}x{image.shape[2]} "
+    figure.suptitle(f"Bottleneck bands of {record.model} ({Path(run).name}) for a {image.shape[1]}x{image.shape[2]} "
                     "test image, and each band's channel gates", fontsize=10)
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)

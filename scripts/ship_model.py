@@ -33,7 +33,8 @@ def main():
     parser.add_argument("--out", default=str(PRETRAINED_DIR))
     args = parser.parse_args()
 
-    model, config = load_run_model(args.run)
+    model, record = load_run_model(args.run)
+    config = record.settings
     metrics = json.loads((Path(args.evaluation) / "metrics.json").read_text())
     manifest = json.loads((Path(args.data) / "manifest.json").read_text())
     history = (Path(args.run) / "history.csv").read_text().strip().splitlines()
