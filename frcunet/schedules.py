@@ -40,7 +40,7 @@ class BudgetedSchedule(keras.callbacks.Callback):
     """
 
     # Saved in the resume state, restored before training continues.
-    STATE_FIELDS = ("elapsed_seconds", "planned_epochs")
+    STATE_FIELDS = ("elapsed_seconds", "planned_epochs", "lowest_lr")
 
     def __init__(self, peak_lr, epochs, steps_per_epoch, max_minutes=0.0, cosine=True, warmup_epochs=0.0):
         super().__init__()
@@ -49,6 +49,7 @@ class BudgetedSchedule(keras.callbacks.Callback):
         self.cosine, self.warmup_epochs = cosine, float(warmup_epochs)
         self.elapsed_seconds = 0.0
         self.planned_epochs = float(self.epochs)
+        self.lowest_lr = None  # the lowest rate applied after the warm-up
         self._epoch_seconds = []
 
     def learning_rate(self, epoch, batch):
@@ -64,7 +65,22 @@ class BudgetedSchedule(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.cosine:
-            self.model.optimizer.learning_rate = self.learning_rate(self._epoch, batch)
+            self.model.optimizer.learning_rate = self._applied_rate(self._epoch, batch)
+
+    def _applied_rate(self, epoch, batch):
+        """The cosine's rate, never above one already applied after the warm-up.
+
+        A budget re-plans after every epoch; when later epochs run faster than the first (which also
+        compiles), more of them fit and the cosine would stretch and climb back up. The rate then holds
+        until the longer curve comes down to it, so it only ever falls after the warm-up.
+        """
+        rate = self.learning_rate(epoch, batch)
+        if epoch * self.steps_per_epoch + batch < int(round(self.warmup_epochs * self.steps_per_epoch)):
+            return rate
+        if self.lowest_lr is not None:
+            rate = min(rate, self.lowest_lr)
+        self.lowest_lr = rate
+        return rate
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
@@ -72,7 +88,8 @@ class BudgetedSchedule(keras.callbacks.Callback):
         self.elapsed_seconds += now - self._last
         self._last = now
         if logs is not None and self.cosine:
-            logs["learning_rate"] = float(self.learning_rate(epoch, self.steps_per_epoch - 1))
+            last = self.learning_rate(epoch, self.steps_per_epoch - 1)
+            logs["learning_rate"] = float(last if self.lowest_lr is None else min(last, self.lowest_lr))
         if not self.budget_seconds:
             return
         # The first epoch of a process also traces and compiles: use the later ones once there are any.

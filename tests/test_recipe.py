@@ -75,6 +75,33 @@ def test_warmup_then_cosine_reaches_zero_at_the_end():
     assert all(a >= b for a, b in zip(values[10:], values[11:]))
 
 
+def test_a_budget_that_grows_never_raises_the_rate_again(monkeypatch):
+    from types import SimpleNamespace
+
+    from frcunet import schedules
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(schedules.time, "perf_counter", lambda: clock.now)
+    schedule = schedules.BudgetedSchedule(1e-3, epochs=20, steps_per_epoch=4, max_minutes=1.0, warmup_epochs=1)
+    model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=0.0), stop_training=False)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    rates = []
+    # The first epoch takes 20 s (it compiles), the next ones 5 s: the plan grows from 3 to 9 epochs.
+    for epoch, seconds in enumerate([20, 5, 5, 5, 5, 5, 5, 5, 5]):
+        schedule.on_epoch_begin(epoch)
+        for batch in range(4):
+            schedule.on_train_batch_begin(batch)
+            rates.append(model.optimizer.learning_rate)
+        clock.now += seconds
+        schedule.on_epoch_end(epoch, {})
+        if model.stop_training:
+            break
+    after_warmup = rates[4:]
+    assert all(b <= a for a, b in zip(after_warmup, after_warmup[1:])), after_warmup
+    assert schedule.planned_epochs > 3 and after_warmup[-1] < 0.1 * 1e-3
+
+
 def test_fixed_scaling_and_decoder_bn_change_the_model_not_its_interface():
     from frcunet.models import build_model
 
