@@ -150,14 +150,14 @@ def evaluate(config):
     """Evaluates as `config` says; returns (metrics dict, output folder)."""
     from frcunet.plots import plot_precision_recall, plot_roc
     from frcunet.prediction import predict_batches, resize_images, resize_probabilities
-    from frcunet.runs import load_run_model
+    from frcunet.runs import default_run_folder, load_run_model
 
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     if config.pretrained and config.run:
         raise UserError("--pretrained scores the shipped model; drop --run (or --pretrained)")
     run = Path("pretrained") if config.pretrained else \
-        Path(config.run or Path("weights") / f"{Path(config.data).name}_frcunet")
+        Path(config.run or default_run_folder(config.data))
     test = open_split(config.data, "test")
     if len(test) == 0:
         raise UserError(f"the test split of {config.data} is empty; prepare it with a non-empty test share")

@@ -32,6 +32,11 @@ class RunRecord:
             raise UserError(f"{source} lacks a valid model or size; train the run again with --restart") from None
 
 
+def default_run_folder(data, model="frcunet"):
+    """`weights/<data folder name>_<model>`: where train puts a run, and where evaluate looks for one."""
+    return Path("weights") / f"{Path(data).name}_{model}"
+
+
 def read_run_record(run):
     """The RunRecord of a run folder, or None when it has no config.json."""
     path = Path(run) / CONFIG_FILE

@@ -37,7 +37,7 @@ from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.provenance import git_commit, versions
-from frcunet.runs import read_run_record
+from frcunet.runs import default_run_folder, read_run_record
 from frcunet.saving import atomic_path, check_folder_path, save_model_atomic
 from frcunet.schedules import BudgetedSchedule
 
@@ -126,10 +126,6 @@ def _jax_devices():
     import jax
 
     return jax.devices()
-
-
-def default_run_folder(config):
-    return Path("weights") / f"{Path(config.data).name}_{config.model}"
 
 
 def _validate(config):
@@ -295,7 +291,7 @@ def train(config):
 
     _validate(config)
     size = _check_data(config)
-    run = Path(config.run or default_run_folder(config))
+    run = Path(config.run or default_run_folder(config.data, config.model))
     config.run = str(run)
     check_folder_path(run, "--run")
     foreign = {p.name for p in run.iterdir() if p.name[0] != "."} - RUN_FILES if run.is_dir() else set()
