@@ -72,8 +72,6 @@ def save_mask_png(mask, path):
         Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(temporary, format="PNG")
 
 
-
-
 PREDICTED_RECORD = ".frcunet-predicted"  # the files predict wrote into --out; only those are ever replaced
 
 

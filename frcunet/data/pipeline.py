@@ -19,7 +19,6 @@ from frcunet.errors import UserError
 from frcunet.names import SPLITS
 
 
-
 @dataclass
 class PreparedSplit:
     """The two arrays of one split of a prepared folder, memory-mapped."""

@@ -16,7 +16,6 @@ from frcunet.names import IMAGE_SUFFIXES
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 
-
 @dataclass(frozen=True)
 class Pair:
     """One image and its ground-truth mask."""
