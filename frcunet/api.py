@@ -17,9 +17,10 @@ def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
         **options: split=(0.7, 0.1, 0.2), seed=0, split_file=..., workers=..., skip_unpaired=...,
             masks_dir=..., mask_suffix=..., progress=True.
 
-    Example (it needs the download, so the doctests skip it):
-        >>> manifest = frcunet.prepare("isic2018", "dataset_isic18", "data/isic2018", (192, 256),
-        ...                            split=(0.7, 0.1, 0.2))  # doctest: +SKIP
+    Example (not a doctest: it needs the download)::
+
+        manifest = frcunet.prepare("isic2018", "dataset_isic18", "data/isic2018", (192, 256),
+                                   split=(0.7, 0.1, 0.2))
     """
     from frcunet.data.prepare import prepare_dataset
 
@@ -33,9 +34,9 @@ def train(data="data/isic2018", run="", model="frcunet", **settings):
     Settings are the fields of `frcunet.training.TrainConfig` (epochs, batch_size, lr, loss, augment,
     model_options, precision, init_weights, ...). Calling it again continues an interrupted run.
 
-    Example (it needs prepared data and trains, so the doctests skip it):
-        >>> run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=5,
-        ...                     lr=1e-3)  # doctest: +SKIP
+    Example (not a doctest: it needs prepared data, and trains)::
+
+        run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=5, lr=1e-3)
     """
     from frcunet.training import TrainConfig
     from frcunet.training import train as run_training

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # benchmarks/ is a package at the repository root
 PAPER_ROWS = {  # ISIC 2018, the paper's 1815/259/520 split, pooled pixel metrics (../shared/REFERENCE.md)
     "U-Net (paper)": (0.647, 0.708, 0.964, 0.890, 0.779),
     "Attention U-Net (paper)": (0.665, 0.717, 0.967, 0.897, 0.787),
@@ -46,28 +47,6 @@ def device_name():
         device = jax.devices()[0]
         return f"{device.platform}: {device.device_kind}"
     return keras.backend.backend() + " backend"
-
-
-def step_images_per_second(model_name, size, batch, precision, options, steps=5):
-    """Images/s of train_on_batch on random in-memory batches: the speed with no input cost."""
-    import keras
-    import numpy as np
-
-    from frcunet.models import build_model
-
-    keras.config.set_dtype_policy(precision)
-    model = build_model(model_name, (*size, 3), **options)
-    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch, *size, 3)).astype("float32")
-    masks = (rng.random((batch, *size, 1)) > 0.7).astype("float32")
-    model.train_on_batch(images, masks)  # compile
-    start = time.perf_counter()
-    for _ in range(steps):
-        model.train_on_batch(images, masks)  # returns host values, so each step has finished
-    seconds = time.perf_counter() - start
-    keras.config.set_dtype_policy("float32")
-    return steps * batch / seconds
 
 
 def settings(args):
@@ -163,9 +142,11 @@ def main():
     speed_file = args.out / "step_speed.json"
     step_speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
     rows = []
+    from benchmarks.train_speed import images_per_second  # imports Keras: after the CPU-only steps
+
     for model in plan["models"]:
         if model not in step_speed and not args.smoke:
-            step_speed[model] = step_images_per_second(model, plan["size"], args.batch, args.precision, {})
+            _, step_speed[model] = images_per_second(model, {}, args.precision, plan["size"], args.batch, steps=5)
             speed_file.write_text(json.dumps(step_speed))
         rows.append(train_and_evaluate(model, data, plan, args.work, args.out))
     earlier = args.out / "metrics.json"

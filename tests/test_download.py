@@ -15,11 +15,16 @@ from frcunet.errors import UserError
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 
 
-def _zip(entries):
+def _zip(entries, links=()):
+    """A zip of {name: bytes}, plus (name, target) symbolic-link entries."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for name, data in entries.items():
             archive.writestr(name, data)
+        for name, target in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = 0o120777 << 16  # a symbolic link entry
+            archive.writestr(info, target)
     return buffer.getvalue()
 
 

@@ -6,19 +6,18 @@ had changed: every file under the folders involved has the same checksum before 
 
 import errno
 import hashlib
-import io
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from test_download import ArchiveServer, _zip
 
 from conftest import ROOT, TINY_LITE, run_cli
 from frcunet.cli import main
@@ -142,21 +141,8 @@ def test_batch_sizes_below_one_are_refused(tiny_run, tmp_path, capsys, size):
     assert "--batch-size" in line and not (tmp_path / "e").exists()
 
 
-def _zip(entries, links=()):
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-        for name, target in links:
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)  # a symbolic link entry
-            archive.writestr(info, target)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def archive_server():
-    from test_download import ArchiveServer
 
     serving = ArchiveServer({})
     yield serving
