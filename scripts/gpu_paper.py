@@ -52,7 +52,7 @@ def device_name():
 def settings(args):
     if args.smoke:
         return dict(size=(64, 64), models=["frcunet-lite"], options=["--width", "0.125", "--middle-units", "1"],
-                    train=["--epochs", "1", "--batch-size", "4", "--precision", "float32"], minutes=0)
+                    train=["--epochs", "1", "--batch-size", "4", "--precision", "float32"], minutes=[0])
     train = ["--batch-size", str(args.batch), "--precision", args.precision, "--epochs", "100"]
     return dict(size=(256, 256), models=args.models, options=[], minutes=args.minutes,
                 train=train + (["--jit"] if args.jit else []))
@@ -103,7 +103,7 @@ def train_and_evaluate(model, data, plan, work, out):
 def results_table(rows, device, step_speed, plan):
     lines = [f"# Paper scale on {device}", "",
              f"ISIC 2018 at {plan['size'][0]}x{plan['size'][1]}, seeded 70/10/20 split, paper recipe (BCE, Adam 1e-4, "
-             f"plateau schedule), {' '.join(plan['train'])}, budget {plan['minutes'] or 'none'} minutes per model.", "",
+             f"plateau schedule), {' '.join(plan['train'])}, a wall-clock budget per model (`--max-minutes`).", "",
              "| model | F1 | SE | SP | ACC | PC | JS | Dice/img | ISIC thr. Jaccard | epochs | minutes | "
              "fit images/s | step images/s (in-memory) |", "| --- |" + " --- |" * 13]
     for row in rows:
@@ -128,7 +128,10 @@ def main():
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ROOT / "output" / "gpu_paper")))
     parser.add_argument("--work", type=Path, default=ROOT, help="where data/, weights/ go (git-ignored)")
     parser.add_argument("--models", nargs="+", default=["frcunet"])
-    parser.add_argument("--minutes", type=float, default=6.0, help="wall-clock training budget per model")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[6.0],
+                        help="wall-clock training budget per model, in the order of --models (the last repeats)")
+    parser.add_argument("--step-speed-models", nargs="*", default=["frcunet"],
+                        help="models whose in-memory step speed is measured (each costs one more compilation)")
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--no-jit", dest="jit", action="store_false")
@@ -141,21 +144,25 @@ def main():
     device = device_name()
     speed_file = args.out / "step_speed.json"
     step_speed = json.loads(speed_file.read_text()) if speed_file.is_file() else {}
-    rows = []
+    earlier = args.out / "metrics.json"
+    rows = [r for r in (json.loads(earlier.read_text())["rows"] if earlier.is_file() else [])
+            if r["model"] not in plan["models"]]
     from benchmarks.train_speed import images_per_second  # imports Keras: after the CPU-only steps
 
-    for model in plan["models"]:
-        if model not in step_speed and not args.smoke:
-            _, step_speed[model] = images_per_second(model, {}, args.precision, plan["size"], args.batch, steps=5)
-            speed_file.write_text(json.dumps(step_speed))
-        rows.append(train_and_evaluate(model, data, plan, args.work, args.out))
-    earlier = args.out / "metrics.json"
-    kept = [r for r in (json.loads(earlier.read_text())["rows"] if earlier.is_file() else [])
-            if r["model"] not in plan["models"]]
-    rows = kept + rows
-    earlier.write_text(json.dumps({"device": device, "rows": rows, "step_speed": step_speed}, indent=1))
-    (args.out / "results.md").write_text(results_table(rows, device, step_speed, plan))
-    print((args.out / "results.md").read_text())
+    for index, model in enumerate(plan["models"]):
+        minutes = plan["minutes"][min(index, len(plan["minutes"]) - 1)]
+        try:
+            if model not in step_speed and model in args.step_speed_models and not args.smoke:
+                _, step_speed[model] = images_per_second(model, {}, args.precision, plan["size"], args.batch, steps=5)
+                speed_file.write_text(json.dumps(step_speed))
+            rows.append(train_and_evaluate(model, data, dict(plan, minutes=minutes), args.work, args.out))
+        except subprocess.CalledProcessError as failure:  # the next model may still run: report, go on
+            print(f"FAILED: {model}: {failure}", flush=True)
+            continue
+        # Written after every model, so that a call cut off at its time limit still returns what it finished.
+        earlier.write_text(json.dumps({"device": device, "rows": rows, "step_speed": step_speed}, indent=1))
+        (args.out / "results.md").write_text(results_table(rows, device, step_speed, plan))
+    print((args.out / "results.md").read_text() if (args.out / "results.md").is_file() else "no model finished")
 
 
 if __name__ == "__main__":
