@@ -17,4 +17,6 @@ fi
 export KERAS_BACKEND=jax
 # Each step runs in its own process; JAX would otherwise take 75 % of the GPU in the first and starve the next.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
+# Compiling the full model takes minutes on the GPU: keep what each process compiled for the next ones.
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$PWD/.cache/jax}
 exec "$PYTHON" scripts/gpu_paper.py "$@"
