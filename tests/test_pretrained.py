@@ -10,6 +10,7 @@ from conftest import run_cli
 from frcunet.pretrained import MODEL_CARD, PRETRAINED_DIR, RECORD_FILE, WEIGHTS_FILE, pretrained_record
 
 HELD_OUT_SAMPLE = 12
+ORACLE_SAMPLE = 60  # held-out real images scored by both evaluate --native and the ISIC scorer
 
 
 def test_shipped_files_are_compact_float16_with_a_record_and_a_card():
@@ -69,3 +70,32 @@ def test_evaluate_scores_the_shipped_model_on_a_prepared_folder(tiny_run, tmp_pa
     assert metrics["model"] == "frcunet-lite" and metrics["run"] == "pretrained"
     clash = run_cli("evaluate", "--pretrained", "--run", tiny_run / "run", "--data", tiny_run / "prepared")
     assert clash.returncode == 2 and clash.stderr.startswith("error:") and "--pretrained" in clash.stderr
+
+
+def test_native_scores_agree_with_the_isic_challenge_scorer(shared_data, tmp_path):
+    """`evaluate --native` and the challenge's own scorer read the same mask folders and must agree."""
+    from isic_challenge_scoring.segmentation import SegmentationScore
+
+    from frcunet.data.prepare import prepare_dataset
+
+    download, truth = tmp_path / "isic", tmp_path / "truth"
+    for folder in (download / "ISIC2018_Task1-2_Training_Input", download / "ISIC2018_Task1_Training_GroundTruth",
+                   truth):
+        folder.mkdir(parents=True)
+    for image_path, mask_path in _held_out_pairs(shared_data, ORACLE_SAMPLE):
+        (download / image_path.parent.name / image_path.name).symlink_to(image_path)
+        (download / mask_path.parent.name / mask_path.name).symlink_to(mask_path)
+        (truth / mask_path.name).symlink_to(mask_path)
+    size = pretrained_record()["size"]
+    prepare_dataset("isic2018", download, tmp_path / "prepared", tuple(size), split=(0.0, 0.0, 1.0), workers=1,
+                    progress=False)
+    done = run_cli("evaluate", "--pretrained", "--data", tmp_path / "prepared", "--native",
+                   "--out", tmp_path / "eval", "--quiet")
+    assert done.returncode == 0, done.stderr[-2000:]
+    ours = json.loads((tmp_path / "eval" / "metrics.json").read_text())["native"]
+    theirs = SegmentationScore.from_dir(truth, tmp_path / "eval" / "masks").macro_average
+    assert ours["per_image_mean"]["dice"] == pytest.approx(theirs["dice"], abs=1e-5)
+    assert ours["per_image_mean"]["iou"] == pytest.approx(theirs["jaccard"], abs=1e-5)
+    assert ours["thresholded_jaccard"] == pytest.approx(theirs["threshold_jaccard"], abs=1e-5)
+    assert ours["per_image_mean"]["se"] == pytest.approx(theirs["sensitivity"], abs=1e-5)
+    assert 0 < theirs["threshold_jaccard"] < theirs["jaccard"] < theirs["dice"] < 1
