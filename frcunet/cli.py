@@ -5,6 +5,7 @@ them becomes one `error:` line on stderr and exit status 2, with no traceback.
 """
 
 import argparse
+import inspect
 import logging
 import sys
 
@@ -30,22 +31,42 @@ from frcunet.names import (
 EXIT_USER_ERROR = 2
 
 
+def _verb(subparsers, name, run_command):
+    """A sub-command whose parsed arguments go to `run_command`; its docstring gives the help texts."""
+    summary, _, description = inspect.cleandoc(run_command.__doc__).partition("\n\n")
+    parser = subparsers.add_parser(name, help=summary[0].lower() + summary[1:].rstrip("."),
+                                   description=" ".join(description.split()))
+    parser.set_defaults(run_command=run_command)
+    return parser
+
+
+def _add_quiet(parser, what="no progress bar"):
+    parser.add_argument("--quiet", action="store_true", help=what)
+
+
+def _add_mask_flags(parser):
+    """The flags of the verbs that turn probabilities into masks (evaluate, predict)."""
+    parser.add_argument("--threshold", type=float, default=0.5, help="probability at which a pixel is lesion")
+    parser.add_argument("--tta", action="store_true", help="average the predictions of the flipped images")
+    parser.add_argument("--batch-size", type=int, default=8)
+
+
 def _add_build(subparsers):
-    parser = subparsers.add_parser(
-        "build", help="build a registry model, print its size, optionally initialise and save it",
-        description="Build a model from the registry and report its parameter count. With --backbone-weights "
-        "the Xception encoder is initialised from a DeepLabv3+ weight file (a path, or the public file's name "
-        "to fetch it into the Keras cache). With --out the model is saved as .keras.",
-    )
+    parser = _verb(subparsers, "build", _run_build)
     parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(256, 256))
     parser.add_argument("--pyramid", choices=PYRAMID_MODES, help="frcunet models only")
     parser.add_argument("--backbone-weights", metavar="PATH_OR_NAME")
     parser.add_argument("--out", metavar="FILE.keras", help="save the built model here")
-    parser.set_defaults(run_command=_run_build)
 
 
 def _run_build(args):
+    """Build a registry model, print its size, optionally initialise and save it.
+
+    Build a model from the registry and report its parameter count. With --backbone-weights the Xception encoder
+    is initialised from a DeepLabv3+ weight file (a path, or the public file's name to fetch it into the Keras
+    cache). With --out the model is saved as .keras.
+    """
     from frcunet.models import build_model
     from frcunet.saving import save_model_atomic
 
@@ -67,11 +88,7 @@ def _add_prepare(subparsers):
     from frcunet.data.imaging import DEFAULT_MAX_PIXELS
     from frcunet.data.sources import SOURCES
 
-    parser = subparsers.add_parser(
-        "prepare", help="turn a downloaded dataset into a prepared split folder",
-        description="Decode, resize and split a dataset as downloaded into data_{train,val,test}.npy, "
-        "mask_{train,val,test}.npy and manifest.json. Default split: the paper's protocol.",
-    )
+    parser = _verb(subparsers, "prepare", _run_prepare)
     parser.add_argument("dataset", choices=list(SOURCES), help="layout of --data-dir")
     parser.add_argument("--data-dir", help="the extracted download (default: dataset_isic18/, dataset_isic17/, "
                         "dataset_ph2/); for 'folder' the images folder")
@@ -86,36 +103,40 @@ def _add_prepare(subparsers):
     parser.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
     parser.add_argument("--skip-unpaired", action="store_true", help="drop images without mask and vice versa")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help="refuse larger images")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run_command=_run_prepare)
+    _add_quiet(parser)
 
 
 def _run_prepare(args):
-    from frcunet.data.prepare import preparation_report, prepare_dataset
+    """Turn a downloaded dataset into a prepared split folder.
 
-    manifest, out_dir = prepare_dataset(
-        args.dataset, args.data_dir, args.out, tuple(args.size), args.split, args.seed, args.split_file,
-        args.workers, args.skip_unpaired, args.max_pixels, args.masks_dir, args.mask_suffix,
-        progress=not args.quiet,
-    )
+    Decode, resize and split a dataset as downloaded into data_{train,val,test}.npy, mask_{train,val,test}.npy
+    and manifest.json. Default split: the paper's protocol.
+    """
+    from frcunet.data.prepare import PrepareConfig, preparation_report, prepare_dataset
+
+    manifest, out_dir = prepare_dataset(PrepareConfig(
+        dataset=args.dataset, data_dir=args.data_dir, out_dir=args.out, size=tuple(args.size), split=args.split,
+        seed=args.seed, split_file=args.split_file, workers=args.workers, skip_unpaired=args.skip_unpaired,
+        max_pixels=args.max_pixels, masks_dir=args.masks_dir, mask_suffix=args.mask_suffix,
+        progress=not args.quiet))
     print(preparation_report(manifest, out_dir))
 
 
 def _add_synth(subparsers):
-    parser = subparsers.add_parser(
-        "synth", help="write a synthetic dataset in the ISIC 2018 layout",
-        description="Write N synthetic dermoscopy images with exact masks, laid out as the ISIC 2018 Task 1 "
-        "download, for demos and tests. The same seed writes the same files.",
-    )
+    parser = _verb(subparsers, "synth", _run_synth)
     parser.add_argument("--out", required=True, help="folder to create (replaced only if an earlier synth wrote it)")
     parser.add_argument("--n", type=int, default=200, help="number of pairs (default 200)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(192, 256))
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run_command=_run_synth)
+    _add_quiet(parser)
 
 
 def _run_synth(args):
+    """Write a synthetic dataset in the ISIC 2018 layout.
+
+    Write N synthetic dermoscopy images with exact masks, laid out as the ISIC 2018 Task 1 download, for demos
+    and tests. The same seed writes the same files.
+    """
     from frcunet.data.synthetic import write_synthetic_isic
 
     if args.n < 1 or min(args.size) < 16:
@@ -125,14 +146,7 @@ def _run_synth(args):
 
 
 def _add_train(subparsers):
-    parser = subparsers.add_parser(
-        "train", help="train a model on a prepared folder (resumable)",
-        description="Train a registry model on a prepared split folder into a run folder. Without --recipe the "
-        "defaults are the paper's: frcunet, BCE, Adam 1e-4, batch 12, 100 epochs, no augmentation, LR x0.1 "
-        "after 7 epochs without val_loss progress, best weights on val_loss. --recipe cpu is the measured best "
-        "60-minute CPU recipe for frcunet-lite (see docs/results.md); flags given with a recipe override it. "
-        "Run the same command again after an interruption to continue from the last finished epoch.",
-    )
+    parser = _verb(subparsers, "train", _run_train)
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_<model>)")
     parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
@@ -178,8 +192,7 @@ def _add_train(subparsers):
     parser.add_argument("--backbone-weights", metavar="PATH_OR_NAME", help="DeepLabv3+ Xception weights")
     parser.add_argument("--loader-workers", type=int, default=1, help="input pipeline processes")
     parser.add_argument("--restart", action="store_true", help="discard an earlier run in the run folder")
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
-    parser.set_defaults(run_command=_run_train)
+    _add_quiet(parser, "one line per epoch instead of a progress bar")
 
 
 FRCUNET_OPTIONS, UNET_OPTIONS = {"pyramid", "width", "middle_units", "decoder_bn"}, {"base_filters"}
@@ -216,6 +229,14 @@ def train_settings(args):
 
 
 def _run_train(args):
+    """Train a model on a prepared folder (resumable).
+
+    Train a registry model on a prepared split folder into a run folder. Without --recipe the defaults are the
+    paper's: frcunet, BCE, Adam 1e-4, batch 12, 100 epochs, no augmentation, LR x0.1 after 7 epochs without
+    val_loss progress, best weights on val_loss. --recipe cpu is the measured best 60-minute CPU recipe for
+    frcunet-lite (see docs/results.md); flags given with a recipe override it. Run the same command again after
+    an interruption to continue from the last finished epoch.
+    """
     from frcunet.training import TrainConfig, train
 
     settings, options = train_settings(args)
@@ -236,12 +257,7 @@ def _check_threshold(threshold):
 
 
 def _add_evaluate(subparsers):
-    parser = subparsers.add_parser(
-        "evaluate", help="score a run's best model on a prepared test split",
-        description="Predict the test split of a prepared folder with a run's best weights and write "
-        "metrics.json, per_image.csv, results.md, ROC.png, Precision_recall.png, overlays.png and "
-        "masks/<id>_segmentation.png (at each image's original size).",
-    )
+    parser = _verb(subparsers, "evaluate", _run_evaluate)
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_frcunet)")
     parser.add_argument("--pretrained", action="store_true",
                         help="score the model shipped with the package instead of a run (add --resize when the "
@@ -249,18 +265,21 @@ def _add_evaluate(subparsers):
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--out", help="output folder (default: output/<run folder name>; replaced only if an "
                         "earlier evaluate wrote it)")
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--tta", action="store_true", help="average the predictions of the flipped images")
+    _add_mask_flags(parser)
     parser.add_argument("--native", action="store_true",
                         help="also score at each image's original size against the original mask files")
     parser.add_argument("--resize", action="store_true",
                         help="test images of another size: predict at the model's size and map back")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run_command=_run_evaluate)
+    _add_quiet(parser, "no progress bars")
 
 
 def _run_evaluate(args):
+    """Score a run's best model on a prepared test split.
+
+    Predict the test split of a prepared folder with a run's best weights and write metrics.json, per_image.csv,
+    results.md, ROC.png, Precision_recall.png, overlays.png and masks/<id>_segmentation.png (at each image's
+    original size).
+    """
     from frcunet.evaluation import EvaluateConfig, evaluate, printed_tables
 
     _check_threshold(args.threshold)
@@ -273,27 +292,24 @@ def _run_evaluate(args):
 
 
 def _add_predict(subparsers):
-    parser = subparsers.add_parser(
-        "predict", help="segment new images with a trained run",
-        description="Write <stem>_segmentation.png (0/255, at the input's own size) for an image or for "
-        "every JPEG, PNG, BMP or TIFF in a folder, with a run's model or, without --run, the frcunet-lite "
-        "trained on ISIC 2018 that ships with the package. Unreadable files are reported and skipped; the exit "
-        "status is then non-zero.",
-    )
+    parser = _verb(subparsers, "predict", _run_predict)
     parser.add_argument("--run", help="run folder with config.json and best.weights.h5 (default: the trained "
                         "frcunet-lite shipped with the package, see its MODEL_CARD.md)")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", required=True, help="folder for the masks (created if missing; other files in "
                         "it are kept, and only masks that predict wrote are replaced)")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    _add_mask_flags(parser)
     parser.add_argument("--probabilities", action="store_true", help="also write <stem>_probability.png (0..255)")
-    parser.add_argument("--tta", action="store_true", help="average the predictions of the flipped images")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.set_defaults(run_command=_run_predict)
+    _add_quiet(parser)
 
 
 def _run_predict(args):
+    """Segment new images with a trained run.
+
+    Write <stem>_segmentation.png (0/255, at the input's own size) for an image or for every JPEG, PNG, BMP or
+    TIFF in a folder, with a run's model or, without --run, the frcunet-lite trained on ISIC 2018 that ships
+    with the package. Unreadable files are reported and skipped; the exit status is then non-zero.
+    """
     from frcunet.prediction import predict_files
 
     _check_threshold(args.threshold)
@@ -306,20 +322,20 @@ def _run_predict(args):
 
 
 def _add_demo(subparsers):
-    parser = subparsers.add_parser(
-        "demo", help="the whole job on synthetic data: synth, prepare, train, evaluate",
-        description="Write synthetic ISIC-layout data, prepare it, train frcunet-lite for a few epochs and "
-        "evaluate it, all under one folder; prints the untrained and trained test Dice.",
-    )
+    parser = _verb(subparsers, "demo", _run_demo)
     parser.add_argument("--folder", default="demo", help="where everything is written (default: demo/)")
     parser.add_argument("--pairs", type=int, default=300)
     parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=(64, 64))
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
-    parser.set_defaults(run_command=_run_demo)
 
 
 def _run_demo(args):
+    """The whole job on synthetic data: synth, prepare, train, evaluate.
+
+    Write synthetic ISIC-layout data, prepare it, train frcunet-lite for a few epochs and evaluate it, all under
+    one folder; prints the untrained and trained test Dice.
+    """
     from frcunet.demo import DemoConfig, run_demo
 
     if args.pairs < 20:
@@ -328,39 +344,39 @@ def _run_demo(args):
 
 
 def _add_export(subparsers):
-    parser = subparsers.add_parser(
-        "export", help="export a run's best model for serving (SavedModel or .keras)",
-        description="savedmodel: a TensorFlow SavedModel whose 'serve' signature takes uint8 RGB images "
-        "(N, H, W, 3) and returns probabilities (N, H, W, 1). keras: a standalone model.keras.",
-    )
+    parser = _verb(subparsers, "export", _run_export)
     parser.add_argument("--run", required=True, help="run folder with config.json and best.weights.h5")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel")
     parser.add_argument("--out", required=True, help="folder to write (replaced only if an earlier export wrote it)")
-    parser.set_defaults(run_command=_run_export)
 
 
 def _run_export(args):
+    """Export a run's best model for serving (SavedModel or .keras).
+
+    savedmodel: a TensorFlow SavedModel whose 'serve' signature takes uint8 RGB images (N, H, W, 3) and returns
+    probabilities (N, H, W, 1). keras: a standalone model.keras.
+    """
     from frcunet.export import export_run
 
     print(f"wrote {export_run(args.run, args.format, args.out)}")
 
 
 def _add_download(subparsers):
-    parser = subparsers.add_parser(
-        "download", help="fetch and extract a dataset's official archives (resumable)",
-        description="Download the official training archives of a dataset, resuming interrupted transfers, "
-        "verify them, and extract them into the layout the Prepare scripts read. Mirrors: --url NAME=URL, "
-        "or FRCUNET_MIRROR=BASE_URL (files fetched as BASE_URL/NAME).",
-    )
+    parser = _verb(subparsers, "download", _run_download)
     parser.add_argument("dataset", choices=DOWNLOADABLE)
     parser.add_argument("--to", help="folder to extract into (default: dataset_isic18/, dataset_isic17/, dataset_ph2/)")
     parser.add_argument("--url", action="append", default=[], metavar="NAME=URL", help="mirror for one archive")
     parser.add_argument("--delete-archives", action="store_true", help="remove the archives after extraction")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(run_command=_run_download)
+    _add_quiet(parser, "no progress bars")
 
 
 def _run_download(args):
+    """Fetch and extract a dataset's official archives (resumable).
+
+    Download the official training archives of a dataset, resuming interrupted transfers, verify them, and
+    extract them into the layout the Prepare scripts read. Mirrors: --url NAME=URL, or FRCUNET_MIRROR=BASE_URL
+    (files fetched as BASE_URL/NAME).
+    """
     from frcunet.data.sources import SOURCES
     from frcunet.download import download_dataset
 
@@ -376,15 +392,7 @@ def _run_download(args):
 
 
 def _add_compare(subparsers):
-    parser = subparsers.add_parser(
-        "compare", help="train and evaluate several models with one recipe and budget over several seeds",
-        description="Train each model on the same prepared split with the same recipe and budget for each seed, "
-        "evaluate it on the same test split, and write comparison.md: mean ± sd over the seeds of the paper "
-        "columns, per-image Dice/IoU/HD95, ISIC thresholded Jaccard, epochs, minutes and images/s, and a paired "
-        "per-image Wilcoxon signed-rank test of the first model against each other one. Budgets: cpu (the cpu "
-        "recipe, 15 minutes per training, frcunet-lite against unet and attention-unet of similar size) and "
-        "paper (full models, the paper's recipe; for a GPU). An interrupted comparison continues where it stopped.",
-    )
+    parser = _verb(subparsers, "compare", _run_compare)
     parser.add_argument("--data", required=True, help="prepared folder to train and test on")
     parser.add_argument("--out", default="output/compare")
     parser.add_argument("--budget", choices=COMPARE_BUDGETS, default="cpu")
@@ -395,10 +403,18 @@ def _add_compare(subparsers):
     parser.add_argument("--finetune", help="prepared folder to fine-tune each model on (from its weights) and score")
     parser.add_argument("--epochs", type=int, default=0, help="override the budget's epoch count")
     parser.add_argument("--minutes", type=float, default=0.0, help="override the budget's minutes per training")
-    parser.set_defaults(run_command=_run_compare)
 
 
 def _run_compare(args):
+    """Train and evaluate several models with one recipe and budget over several seeds.
+
+    Train each model on the same prepared split with the same recipe and budget for each seed, evaluate it on
+    the same test split, and write comparison.md: mean ± sd over the seeds of the paper columns, per-image
+    Dice/IoU/HD95, ISIC thresholded Jaccard, epochs, minutes and images/s, and a paired per-image Wilcoxon
+    signed-rank test of the first model against each other one. Budgets: cpu (the cpu recipe, 15 minutes per
+    training, frcunet-lite against unet and attention-unet of similar size) and paper (full models, the paper's
+    recipe; for a GPU). An interrupted comparison continues where it stopped.
+    """
     from frcunet.compare import CompareConfig, run_comparison
 
     report = run_comparison(CompareConfig(args.data, args.out, args.budget, args.models or [], tuple(args.seeds),
