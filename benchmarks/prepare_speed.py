@@ -29,7 +29,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from frcunet.data.prepare import prepare_dataset  # noqa: E402
+from frcunet.data.prepare import PrepareConfig, prepare_dataset  # noqa: E402
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 SIZES = [(1024, 768), (1504, 1129), (2048, 1536), (2592, 1944), (3024, 2016), (4000, 3000)]
@@ -102,7 +102,8 @@ if {mode!r} == "naive":
 elif {mode!r} == "released":
     b.released_prepare(Path({str(folder)!r}))
 else:
-    b.prepare_dataset("isic2018", {str(folder)!r}, {str(out)!r}, (256, 256), workers={workers}, progress=False)
+    b.prepare_dataset(b.PrepareConfig("isic2018", {str(folder)!r}, {str(out)!r}, (256, 256),
+                                      workers={workers}, progress=False))
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -135,8 +136,8 @@ def speed(args, scratch):
     naive_seconds = time.perf_counter() - start
 
     start = time.perf_counter()
-    prepare_dataset("isic2018", scratch / "fullres", scratch / "ours", (256, 256), split=(0.7, 0.1, 0.2),
-                    workers=args.workers, progress=False)
+    prepare_dataset(PrepareConfig("isic2018", scratch / "fullres", scratch / "ours", (256, 256), split=(0.7, 0.1, 0.2),
+                    workers=args.workers, progress=False))
     ours_seconds = time.perf_counter() - start
     print("| approach | seconds | images/s | speed-up |\n| --- | --- | --- | --- |")
     print(f"| naive (reference) | {naive_seconds:.1f} | {count / naive_seconds:.2f} | 1.00 |")

@@ -22,9 +22,9 @@ def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
         manifest = frcunet.prepare("isic2018", "dataset_isic18", "data/isic2018", (192, 256),
                                    split=(0.7, 0.1, 0.2))
     """
-    from frcunet.data.prepare import prepare_dataset
+    from frcunet.data.prepare import PrepareConfig, prepare_dataset
 
-    manifest, _ = prepare_dataset(dataset, data_dir, out_dir, tuple(size), **options)
+    manifest, _ = prepare_dataset(PrepareConfig(dataset, data_dir, out_dir, tuple(size), **options))
     return manifest
 
 

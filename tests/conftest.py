@@ -55,13 +55,14 @@ def read_history(run):
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory):
     """Synthetic ISIC data (48x64 originals) prepared at 32x32: 16 train, 8 val, 8 test."""
-    from frcunet.data.prepare import prepare_dataset
+    from frcunet.data.prepare import PrepareConfig, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
 
     root = tmp_path_factory.mktemp("data")
     write_synthetic_isic(root / "syn", 32, seed=5, size=(48, 64), progress=False)
-    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
+    prepare_dataset(PrepareConfig("isic2018", root / "syn", root / "prepared", (32, 32),
+                                  split=(0.5, 0.25, 0.25), workers=1,
+                                  progress=False))
     return root / "prepared"
 
 
@@ -76,14 +77,15 @@ def tiny_run(tmp_path_factory):
     narrow frcunet-lite trained for one epoch. Returns the folder holding
     `syn/` (the download), `prepared/` and `run/`.
     """
-    from frcunet.data.prepare import prepare_dataset
+    from frcunet.data.prepare import PrepareConfig, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
     from frcunet.training import TrainConfig, train
 
     root = tmp_path_factory.mktemp("tiny_run")
     write_synthetic_isic(root / "syn", 24, seed=9, size=(48, 64), progress=False)
-    prepare_dataset("isic2018", root / "syn", root / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
+    prepare_dataset(PrepareConfig("isic2018", root / "syn", root / "prepared", (32, 32),
+                                  split=(0.5, 0.25, 0.25), workers=1,
+                                  progress=False))
     train(TrainConfig(data=str(root / "prepared"), run=str(root / "run"), model="frcunet-lite",
                       model_options=TINY_LITE, epochs=1, batch_size=6, lr=1e-3, verbose=0))
     return root

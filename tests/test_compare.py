@@ -5,16 +5,18 @@ import pytest
 
 from conftest import run_cli
 from frcunet.compare import mean_sd, paired_test
-from frcunet.data.prepare import prepare_dataset
+from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
 
 
 def test_compare_trains_each_model_per_seed_and_tests_the_first_against_the_rest(tmp_path):
     write_synthetic_isic(tmp_path / "syn", 16, seed=1, size=(32, 32), progress=False)
-    prepare_dataset("isic2018", tmp_path / "syn", tmp_path / "a", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
-    prepare_dataset("isic2018", tmp_path / "syn", tmp_path / "b", (32, 32), split=(0.0, 0.0, 1.0), workers=1,
-                    progress=False)
+    prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "a", (32, 32),
+                                  split=(0.5, 0.25, 0.25), workers=1,
+                                  progress=False))
+    prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "b", (32, 32),
+                                  split=(0.0, 0.0, 1.0), workers=1,
+                                  progress=False))
     args = ["compare", "--data", tmp_path / "a", "--out", tmp_path / "cmp", "--models", "unet", "attention-unet",
             "--epochs", 1, "--seeds", 0, 1, "--transfer", tmp_path / "b"]
     done = run_cli(*args, timeout=600)

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli
-from frcunet.data.prepare import prepare_dataset
+from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.errors import UserError
 from frcunet.evaluation import EvaluateConfig, evaluate
 from frcunet.prediction import predict_arrays, predict_files
@@ -91,8 +91,9 @@ def test_evaluation_mistakes_are_clear_errors(trained, tmp_path):
     no_data = run_cli("evaluate", "--run", trained / "run", "--data", tmp_path / "data" / "ph2")
     assert no_data.returncode == 2 and "run python Prepare_ph2.py first" in no_data.stderr
 
-    prepare_dataset("isic2018", trained / "syn", tmp_path / "big", (48, 64), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
+    prepare_dataset(PrepareConfig("isic2018", trained / "syn", tmp_path / "big", (48, 64),
+                                  split=(0.5, 0.25, 0.25), workers=1,
+                                  progress=False))
     with pytest.raises(UserError, match="pass --resize"):
         evaluate(EvaluateConfig(run=str(trained / "run"), data=str(tmp_path / "big"), out=str(tmp_path / "o"),
                                 progress=False))
@@ -120,8 +121,8 @@ def test_evaluating_on_the_real_isic2018_test_split(shared_data, trained, tmp_pa
         (data / IN18 / image.name).symlink_to(image)
         mask = f"{image.stem}_segmentation.png"
         (data / GT18 / mask).symlink_to(shared_data / "ISIC2018" / GT18 / mask)
-    prepare_dataset("isic2018", data, tmp_path / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
-                    progress=False)
+    prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
+                    progress=False))
     done = run_cli("evaluate", "--run", trained / "run", "--data", tmp_path / "prepared", "--out", tmp_path / "out",
                    "--native", "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]

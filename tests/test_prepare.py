@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, run_cli
-from frcunet.data.prepare import prepare_dataset
+from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.data.splits import paper_split, ratio_split
 from frcunet.data.synthetic import write_synthetic_isic
 from frcunet.errors import UserError
@@ -103,15 +103,18 @@ def test_paper_protocol_on_the_wrong_count_offers_the_ratio_split(shared_data, t
 
 def test_ratio_split_is_identical_across_runs_and_reusable_by_file(shared_data, tmp_path):
     data = _link_isic18(shared_data, tmp_path / "isic", count=40)
-    first, _ = prepare_dataset("isic2018", data, tmp_path / "a", (32, 48), split=(0.5, 0.25, 0.25), seed=7,
-                               progress=False)
-    second, _ = prepare_dataset("isic2018", data, tmp_path / "b", (32, 48), split=(0.5, 0.25, 0.25), seed=7,
-                                workers=1, progress=False)
+    first, _ = prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "a", (32, 48),
+                                             split=(0.5, 0.25, 0.25), seed=7,
+                                             progress=False))
+    second, _ = prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "b", (32, 48),
+                                              split=(0.5, 0.25, 0.25), seed=7,
+                                              workers=1, progress=False))
     assert first["splits"] == second["splits"] and first["counts"] == {"train": 20, "val": 10, "test": 10}
     for kind in ("data", "mask"):
         np.testing.assert_array_equal(_load(tmp_path / "a", kind, "val"), _load(tmp_path / "b", kind, "val"))
-    reused, _ = prepare_dataset("isic2018", data, tmp_path / "c", (32, 32), split_file=tmp_path / "a" / "manifest.json",
-                                progress=False)
+    reused, _ = prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "c", (32, 32),
+                                              split_file=tmp_path / "a" / "manifest.json",
+                                              progress=False))
     assert [e["id"] for e in reused["splits"]["test"]] == [e["id"] for e in first["splits"]["test"]]
     assert reused["split"]["protocol"] == "file"
     assert first["versions"]["frcunet"] and first["source_dir"] == str(data.resolve())
@@ -143,12 +146,13 @@ def test_a_manifest_split_must_be_disjoint(tmp_path, test_ids, message):
 
 def test_a_failed_run_leaves_the_previous_folder_untouched(tmp_path):
     write_synthetic_isic(tmp_path / "syn", 6, progress=False)
-    prepare_dataset("isic2018", tmp_path / "syn", tmp_path / "out", (32, 32), split=(0.5, 0.25, 0.25), progress=False)
+    prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "out", (32, 32),
+                                  split=(0.5, 0.25, 0.25), progress=False))
     before = (tmp_path / "out" / "manifest.json").read_bytes()
     (tmp_path / "syn" / IN18 / "ISIC_0000003.jpg").write_bytes(b"broken")
     with pytest.raises(UserError, match="ISIC_0000003.jpg"):
-        prepare_dataset("isic2018", tmp_path / "syn", tmp_path / "out", (32, 32), split=(0.5, 0.25, 0.25),
-                        progress=False)
+        prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "out", (32, 32), split=(0.5, 0.25, 0.25),
+                        progress=False))
     assert (tmp_path / "out" / "manifest.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "syn"]  # no staging left behind
 
@@ -190,8 +194,8 @@ def test_cli_errors_are_one_line(tmp_path):
 
 def test_prepare_any_folder(tmp_path):
     write_synthetic_isic(tmp_path / "syn", 8, progress=False)
-    manifest, out = prepare_dataset("folder", tmp_path / "syn" / IN18, tmp_path / "out", (32, 32),
+    manifest, out = prepare_dataset(PrepareConfig("folder", tmp_path / "syn" / IN18, tmp_path / "out", (32, 32),
                                     split=(0.5, 0.25, 0.25), masks_dir=tmp_path / "syn" / GT18,
-                                    mask_suffix="_segmentation", progress=False)
+                                    mask_suffix="_segmentation", progress=False))
     assert manifest["counts"] == {"train": 4, "val": 2, "test": 2}
     assert _load(out, "mask", "train").max() == 1

@@ -76,7 +76,7 @@ def test_native_scores_agree_with_the_isic_challenge_scorer(shared_data, tmp_pat
     """`evaluate --native` and the challenge's own scorer read the same mask folders and must agree."""
     from isic_challenge_scoring.segmentation import SegmentationScore
 
-    from frcunet.data.prepare import prepare_dataset
+    from frcunet.data.prepare import PrepareConfig, prepare_dataset
 
     download, truth = tmp_path / "isic", tmp_path / "truth"
     for folder in (download / "ISIC2018_Task1-2_Training_Input", download / "ISIC2018_Task1_Training_GroundTruth",
@@ -87,8 +87,9 @@ def test_native_scores_agree_with_the_isic_challenge_scorer(shared_data, tmp_pat
         (download / mask_path.parent.name / mask_path.name).symlink_to(mask_path)
         (truth / mask_path.name).symlink_to(mask_path)
     size = pretrained_record()["size"]
-    prepare_dataset("isic2018", download, tmp_path / "prepared", tuple(size), split=(0.0, 0.0, 1.0), workers=1,
-                    progress=False)
+    prepare_dataset(PrepareConfig("isic2018", download, tmp_path / "prepared", tuple(size),
+                                  split=(0.0, 0.0, 1.0), workers=1,
+                                  progress=False))
     done = run_cli("evaluate", "--pretrained", "--data", tmp_path / "prepared", "--native",
                    "--out", tmp_path / "eval", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]

@@ -15,6 +15,7 @@ import shutil
 import sys
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -167,41 +168,77 @@ def preparation_report(manifest, out_dir):
     return "\n".join(lines)
 
 
-def prepare_dataset(dataset, data_dir=None, out_dir=None, size=(256, 256), split=None, seed=0, split_file=None,
-                    workers=None, skip_unpaired=False, max_pixels=DEFAULT_MAX_PIXELS, masks_dir=None,
-                    mask_suffix="", progress=True):
-    """Lists a dataset's pairs, splits them and writes the prepared folder; returns (manifest, out_dir).
+@dataclass
+class PrepareConfig:
+    """What `prepare_dataset` reads and writes.
 
     Args:
-        dataset: "isic2018", "isic2017", "ph2" or "folder".
-        data_dir: the download (for "folder": the images folder); default the dataset's folder.
-        out_dir: default `data/<dataset>`.
-        split: three fractions for a ratio split; None for the paper protocol.
-        seed: shuffle seed of the ratio protocol and of PH2's paper protocol.
-        split_file: an earlier manifest.json whose split is reused by id.
-        masks_dir, mask_suffix: the masks of a "folder" dataset and their name suffix.
+        dataset: str. "isic2018", "isic2017", "ph2" or "folder".
+        data_dir: str or None. The download (for "folder": the images folder); None for the dataset's own
+            default folder.
+        out_dir: str or None. The prepared folder to write; None for `data/<dataset>`.
+        size: (int, int). Height and width of the stored arrays.
+        split: three floats or None. Fractions of a seeded ratio split; None for the paper protocol.
+        seed: int. Shuffle seed of the ratio protocol and of PH2's paper protocol.
+        split_file: str or None. An earlier manifest.json whose split is reused by id.
+        workers: int or None. Decoding processes; None for as many as the cores and memory allow.
+        skip_unpaired: bool. Drop images without a mask and masks without an image instead of refusing.
+        max_pixels: int. Refuse images larger than this.
+        masks_dir: str or None. "folder" only: the masks folder.
+        mask_suffix: str. "folder" only: a mask's name is the image's stem plus this suffix.
+        progress: bool. Show a progress bar.
+    """
+
+    dataset: str
+    data_dir: str | None = None
+    out_dir: str | None = None
+    size: tuple = (256, 256)
+    split: tuple | None = None
+    seed: int = 0
+    split_file: str | None = None
+    workers: int | None = None
+    skip_unpaired: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    masks_dir: str | None = None
+    mask_suffix: str = ""
+    progress: bool = True
+
+
+def prepare_dataset(config):
+    """Lists a dataset's pairs, splits them and writes the prepared folder.
+
+    Args:
+        config: PrepareConfig.
+
+    Returns:
+        (manifest, out_dir): the manifest written (a dict) and the prepared folder (a Path).
+
+    Raises:
+        UserError: an unknown dataset, a missing or malformed download, a bad size, seed or split.
     """
     from frcunet.data import sources, splits
 
+    c = config
+    dataset, data_dir, size, split, seed = c.dataset, c.data_dir, tuple(c.size), c.split, c.seed
     if dataset not in sources.SOURCES:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(sources.SOURCES)}")
     source = sources.SOURCES[dataset]
     if dataset == "folder":
-        if not data_dir or not masks_dir:
+        if not data_dir or not c.masks_dir:
             raise UserError("the folder dataset needs --data-dir IMAGES_DIR and --masks-dir MASKS_DIR")
-        pairs = sources.folder_pairs(data_dir, masks_dir, mask_suffix, skip_unpaired)
+        pairs = sources.folder_pairs(data_dir, c.masks_dir, c.mask_suffix, c.skip_unpaired)
     else:
         data_dir = data_dir or source.default_dir
         pairs = {"isic2018": sources.isic2018_pairs, "isic2017": sources.isic2017_pairs,
-                 "ph2": sources.ph2_pairs}[dataset](data_dir, skip_unpaired)
+                 "ph2": sources.ph2_pairs}[dataset](data_dir, c.skip_unpaired)
     if seed < 0:
         raise UserError(f"--seed must be 0 or more, got {seed}")
     if any(s < 16 for s in size):
         raise UserError(f"--size {size[0]} {size[1]} is too small; use at least 16 (multiples of 16 for the models)")
     ids = [p.id for p in pairs]
-    if split_file:
-        split_ids = splits.split_from_manifest(split_file, ids)
-        protocol = {"protocol": "file", "split_file": str(split_file)}
+    if c.split_file:
+        split_ids = splits.split_from_manifest(c.split_file, ids)
+        protocol = {"protocol": "file", "split_file": str(c.split_file)}
     elif split:
         split_ids = splits.ratio_split(ids, split, seed)
         protocol = {"protocol": "ratio", "fractions": [float(f) for f in split], "seed": seed}
@@ -210,8 +247,8 @@ def prepare_dataset(dataset, data_dir=None, out_dir=None, size=(256, 256), split
         protocol = {"protocol": "paper", "seed": seed if dataset in splits.PAPER_SHUFFLED else None}
     by_id = {p.id: p for p in pairs}
     pairs_by_split = {name: [by_id[i] for i in split_ids[name]] for name in splits.SPLITS}
-    out_dir = Path(out_dir or Path("data") / dataset)
+    out_dir = Path(c.out_dir or Path("data") / dataset)
     info = {"dataset": dataset, "source_dir": str(Path(data_dir).resolve()), "split": protocol,
             "unused_pairs": len(pairs) - sum(len(v) for v in pairs_by_split.values())}
-    manifest = prepare_split_folder(pairs_by_split, out_dir, size, info, workers, max_pixels, progress)
+    manifest = prepare_split_folder(pairs_by_split, out_dir, size, info, c.workers, c.max_pixels, c.progress)
     return manifest, out_dir
