@@ -8,14 +8,21 @@ from pathlib import Path
 
 
 def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
-    """Writes a prepared split folder from a dataset as downloaded; returns its manifest (a dict).
+    """Writes a prepared split folder from a dataset as downloaded.
 
     Args:
-        dataset: "isic2018", "isic2017", "ph2" or "folder".
-        data_dir, out_dir: the download and the folder to write (defaults as the CLI's).
-        size: (height, width) of the stored arrays.
-        **options: split=(0.7, 0.1, 0.2), seed=0, split_file=..., workers=..., skip_unpaired=...,
-            masks_dir=..., mask_suffix=..., progress=True.
+        dataset: str. "isic2018", "isic2017", "ph2" or "folder".
+        data_dir: str or None. The download; None for the dataset's default folder (as the CLI's).
+        out_dir: str or None. The folder to write; None for `data/<dataset>`.
+        size: (int, int). Height and width of the stored arrays. Defaults to (256, 256).
+        **options: the other fields of `frcunet.data.prepare.PrepareConfig`: split=(0.7, 0.1, 0.2), seed=0,
+            split_file=..., workers=..., skip_unpaired=..., masks_dir=..., mask_suffix=..., progress=True.
+
+    Returns:
+        The manifest written into the folder (a dict: splits with ids and original sizes, counts, source).
+
+    Raises:
+        UserError: a missing or malformed download, a bad size or split, an output folder it may not replace.
 
     Example (not a doctest: it needs the download)::
 
@@ -29,10 +36,20 @@ def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
 
 
 def train(data="data/isic2018", run="", model="frcunet", **settings):
-    """Trains a registry model on a prepared folder; returns the run folder (a Path).
+    """Trains a registry model on a prepared folder. Calling it again continues an interrupted run.
 
-    Settings are the fields of `frcunet.training.TrainConfig` (epochs, batch_size, lr, loss, augment,
-    model_options, precision, init_weights, ...). Calling it again continues an interrupted run.
+    Args:
+        data: str or Path. A prepared folder. Defaults to "data/isic2018".
+        run: str or Path. The run folder; "" for `weights/<data folder name>_<model>`.
+        model: str. A registry model name. Defaults to "frcunet".
+        **settings: the other fields of `frcunet.training.TrainConfig` (epochs, batch_size, lr, loss, augment,
+            model_options, precision, init_weights, max_minutes, ...).
+
+    Returns:
+        The run folder (a Path) with best.weights.h5, model.keras, config.json and history.csv.
+
+    Raises:
+        UserError: unusable data or settings, or a run folder that holds a different run.
 
     Example (not a doctest: it needs prepared data, and trains)::
 
@@ -46,9 +63,21 @@ def train(data="data/isic2018", run="", model="frcunet", **settings):
 
 
 def evaluate(run, data="data/isic2018", out="", **settings):
-    """Evaluates a run on a prepared test split; returns the metrics dict that metrics.json holds.
+    """Evaluates a run on a prepared test split.
 
-    Settings are the fields of `frcunet.evaluation.EvaluateConfig` (threshold, tta, native, resize, ...).
+    Args:
+        run: str or Path. A run folder.
+        data: str or Path. A prepared folder whose test split is scored. Defaults to "data/isic2018".
+        out: str or Path. The output folder; "" for `output/<run folder name>`.
+        **settings: the other fields of `frcunet.evaluation.EvaluateConfig` (threshold, tta, native, resize,
+            batch_size, progress, pretrained).
+
+    Returns:
+        The metrics dict that metrics.json holds: pooled, per_image_mean, per_image_std, thresholded_jaccard,
+        n_images, and with `native=True` the same at each image's original size.
+
+    Raises:
+        UserError: a missing run or data folder, weights that do not fit, an output folder it may not replace.
     """
     from frcunet.evaluation import EvaluateConfig
     from frcunet.evaluation import evaluate as run_evaluation
@@ -58,10 +87,18 @@ def evaluate(run, data="data/isic2018", out="", **settings):
 
 
 def load_model(run=None):
-    """A run's best model (a keras.Model taking raw RGB images), rebuilt from its config.json.
+    """A run's best model, rebuilt from its config.json.
 
-    Without `run`, the frcunet-lite model trained on ISIC 2018 that ships with the package (see
-    frcunet/pretrained/MODEL_CARD.md: research use, dermoscopic images, not a medical device).
+    Args:
+        run: str, Path or None. A run folder; None for the frcunet-lite trained on ISIC 2018 that ships with
+            the package (frcunet/pretrained/MODEL_CARD.md: research use, dermoscopic images, not a medical
+            device). Defaults to None.
+
+    Returns:
+        A keras.Model from raw RGB images (0..255) to lesion probabilities.
+
+    Raises:
+        UserError: a run folder without a readable config.json or best weights that fit it.
     """
     from frcunet.runs import load_run_model
 
@@ -72,9 +109,13 @@ def predict(model_or_run, images, threshold=None, tta=False, batch_size=8):
     """Lesion probability maps (or masks, given a threshold) for RGB images of any sizes.
 
     Args:
-        model_or_run: a keras.Model from `build_model`/`load_model`, a run folder, or None for the shipped model.
-        images: one (H, W, 3) array or a list of them, uint8 RGB.
-        threshold: None for probabilities in [0, 1]; a number for boolean masks.
+        model_or_run: keras.Model, str, Path or None. A model from `build_model`/`load_model`, a run folder,
+            or None for the shipped model.
+        images: array or list of arrays. One (H, W, 3) uint8 RGB image or a list of them, any sizes.
+        threshold: float or None. None for probabilities in [0, 1]; a number for boolean masks. Defaults to
+            None.
+        tta: bool. Average the predictions of the flipped images. Defaults to False.
+        batch_size: int. Images per model call. Defaults to 8.
 
     Returns:
         One (H, W) array per image, at that image's own size (a single array for a single image).

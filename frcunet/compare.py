@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from frcunet.errors import UserError
+from frcunet.evaluation import RESULT_COLUMNS, column_value
 from frcunet.recipes import recipe_settings
 
 # Widths chosen so the CPU baselines have about frcunet-lite's 2.9 M parameters.
@@ -98,14 +99,8 @@ def _evaluate(run, data, out, resize=False):
     return metrics, dice
 
 
-COLUMNS = (("F1", lambda m: m["pooled"]["f1"], 4), ("SE", lambda m: m["pooled"]["se"], 4),
-           ("SP", lambda m: m["pooled"]["sp"], 4), ("ACC", lambda m: m["pooled"]["acc"], 4),
-           ("PC", lambda m: m["pooled"]["pc"], 4), ("JS", lambda m: m["pooled"]["js"], 4),
-           ("Dice/img", lambda m: m["per_image_mean"]["dice"], 4), ("IoU/img", lambda m: m["per_image_mean"]["iou"], 4),
-           ("HD95/img (px)", lambda m: m["per_image_mean"]["hd95"], 2),
-           # Evaluations written before hd95_diag existed show "-".
-           ("HD95 diag./img (px)", lambda m: m["per_image_mean"].get("hd95_diag"), 2),
-           ("ISIC thr. Jaccard", lambda m: m["thresholded_jaccard"], 4))
+# Evaluation's columns without the threshold-free and legacy ones.
+COLUMNS = tuple(column for column in RESULT_COLUMNS if column[0] not in ("legacy JS (=ACC)", "AUC ROC", "AP"))
 
 
 def mean_sd(values, digits):
@@ -126,7 +121,7 @@ HEADER = ("| model | seeds | " + " | ".join(c for c, _, _ in COLUMNS)
 
 def _row(label, results, parameters):
     """One table row from [(metrics, dice, timing or None), ...] of the seeds."""
-    cells = [mean_sd([getter(m) for m, _, _ in results], digits) for _, getter, digits in COLUMNS]
+    cells = [mean_sd([column_value(m, path) for m, _, _ in results], digits) for _, path, digits in COLUMNS]
     timings = [t for _, _, t in results if t is not None]
     timing = [mean_sd([t[i] for t in timings], d) if timings else "-" for i, d in ((1, 1), (0, 1), (2, 1))]
     return f"| {label} | {len(results)} | " + " | ".join(cells + [f"{parameters / 1e6:.2f} M", *timing]) + " |"

@@ -45,6 +45,7 @@ def run_demo(config):
     from frcunet.data.prepare import PrepareConfig, preparation_report, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
     from frcunet.evaluation import EvaluateConfig, evaluate, printed_tables
+    from frcunet.recipes import recipe_settings
     from frcunet.training import TrainConfig, train
 
     started = time.perf_counter()
@@ -59,9 +60,11 @@ def run_demo(config):
     log.info(preparation_report(manifest, prepared))
     floor = untrained_dice(prepared, config.size, config.seed)
     log.info(f"3/4 training frcunet-lite for {config.epochs} epochs -> {run} (untrained test Dice: {floor:.3f})")
-    train(TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", epochs=config.epochs, batch_size=16,
-                      lr=1e-3, loss="bce+dice", augment=True, monitor="val_dice", seed=config.seed,
-                      precision="auto", restart=True, verbose=2))
+    # The cpu recipe, for a number of epochs instead of its 60 minutes.
+    settings, options = recipe_settings("cpu", "frcunet-lite")
+    settings.update(epochs=config.epochs, max_minutes=0.0)
+    train(TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", model_options=options,
+                      seed=config.seed, restart=True, verbose=2, **settings))
     log.info(f"4/4 evaluating on the {manifest['counts']['test']} test images -> {out}")
     metrics, _ = evaluate(EvaluateConfig(run=str(run), data=str(prepared), out=str(out)))
     log.info(printed_tables(metrics))

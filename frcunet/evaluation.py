@@ -27,7 +27,27 @@ from frcunet.metrics import PER_IMAGE_KEYS, PooledCounts, per_image_metrics, per
 from frcunet.provenance import versions
 from frcunet.saving import atomic_folder, check_output_folder, read_json
 
-PAPER_COLUMNS = (("F1", "f1"), ("SE", "se"), ("SP", "sp"), ("ACC", "acc"), ("PC", "pc"), ("JS", "js"))
+# Every results table's columns: (header, where the value sits in a metrics summary, decimals). The paper's
+# pooled columns come first; compare's tables use the same entries.
+RESULT_COLUMNS = (
+    *((name, ("pooled", key), 4) for name, key in (("F1", "f1"), ("SE", "se"), ("SP", "sp"), ("ACC", "acc"),
+                                                    ("PC", "pc"), ("JS", "js"))),
+    ("legacy JS (=ACC)", ("legacy_js_equals_accuracy",), 4),
+    ("AUC ROC", ("pooled", "auc_roc"), 4),
+    ("AP", ("pooled", "auc_pr"), 4),
+    ("Dice/img", ("per_image_mean", "dice"), 4),
+    ("IoU/img", ("per_image_mean", "iou"), 4),
+    ("HD95/img (px)", ("per_image_mean", "hd95"), 2),
+    ("HD95 diag./img (px)", ("per_image_mean", "hd95_diag"), 2),
+    ("ISIC thr. Jaccard", ("thresholded_jaccard",), 4),
+)
+
+
+def column_value(summary, path):
+    """The value at `path` of a metrics summary; None where an older metrics.json lacks it."""
+    for key in path:
+        summary = summary.get(key) if isinstance(summary, dict) else None
+    return summary
 
 
 @dataclass
@@ -59,9 +79,7 @@ def _test_ids_and_sizes(data, count):
 
 
 def _score(truth, probabilities, threshold):
-    counts = PooledCounts(threshold)
-    for start in range(0, len(truth), 32):
-        counts.update(truth[start: start + 32], probabilities[start: start + 32])
+    counts = PooledCounts(threshold).update_in_chunks(truth, probabilities)
     return counts, per_image_metrics(truth, probabilities, threshold)
 
 
@@ -102,16 +120,13 @@ def _metrics_record(counts, per_image):
 
 def results_table(name, summary):
     """Markdown table: the paper's columns, then per-image Dice, IoU, HD95 and the ISIC score."""
-    pooled, mean = summary["pooled"], summary["per_image_mean"]
-    header = [c for c, _ in PAPER_COLUMNS] + ["legacy JS (=ACC)", "AUC ROC", "AP", "Dice/img", "IoU/img",
-                                               "HD95/img (px)", "HD95 diag./img (px)", "ISIC thr. Jaccard"]
-    values = [pooled[k] for _, k in PAPER_COLUMNS] + [
-        summary["legacy_js_equals_accuracy"], pooled["auc_roc"], pooled["auc_pr"], mean["dice"], mean["iou"]]
-    cells = [f"{v:.4f}" for v in values] + [f"{mean['hd95']:.2f}", f"{mean['hd95_diag']:.2f}",
-                                            f"{summary['thresholded_jaccard']:.4f}"]
+    cells = []
+    for _, path, digits in RESULT_COLUMNS:
+        value = column_value(summary, path)
+        cells.append("-" if value is None else f"{value:.{digits}f}")
     return "\n".join([
-        "| model | " + " | ".join(header) + " |",
-        "| --- |" + " --- |" * len(header),
+        "| model | " + " | ".join(header for header, _, _ in RESULT_COLUMNS) + " |",
+        "| --- |" + " --- |" * len(RESULT_COLUMNS),
         f"| {name} | " + " | ".join(cells) + " |",
     ])
 

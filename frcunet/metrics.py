@@ -51,6 +51,7 @@ class PooledCounts:
         self.negative_hist = np.zeros(HISTOGRAM_BINS, np.int64)
 
     def update(self, y_true, y_prob):
+        """Adds a batch of images (or one image) to the counts."""
         truth = _as_binary(y_true).ravel()
         y_prob = np.asarray(y_prob)
         _check_shapes(_as_binary(y_true), y_prob)
@@ -65,6 +66,12 @@ class PooledCounts:
         bins = np.rint(np.clip(probabilities, 0.0, 1.0) * (HISTOGRAM_BINS - 1)).astype(np.int32)
         self.positive_hist += np.bincount(bins[truth], minlength=HISTOGRAM_BINS)
         self.negative_hist += np.bincount(bins[~truth], minlength=HISTOGRAM_BINS)
+
+    def update_in_chunks(self, y_true, y_prob, images_per_chunk=64):
+        """Adds a stack of images a chunk at a time, so that the temporaries stay small."""
+        for start in range(0, len(y_true), images_per_chunk):
+            self.update(y_true[start: start + images_per_chunk], y_prob[start: start + images_per_chunk])
+        return self
 
     def curves(self):
         """ROC (fpr, tpr) and PR (recall, precision) points, thresholds from high to low."""
@@ -106,13 +113,28 @@ def _ratio(numerator, denominator, empty=float("nan")):
 
 
 def pooled_metrics(y_true, y_prob, threshold=0.5):
-    """F1 (= pooled Dice), SE, SP, ACC, PC, JS (the real Jaccard), ROC AUC and PR AUC over all pixels."""
-    counts = PooledCounts(threshold)
+    """F1 (= pooled Dice), SE, SP, ACC, PC, JS (the real Jaccard), ROC AUC and PR AUC over all pixels.
+
+    Args:
+        y_true: array of shape (N, H, W) or (N, H, W, 1). Ground truth; nonzero is lesion.
+        y_prob: float array of the same shape. Lesion probabilities in [0, 1].
+        threshold: float. A pixel is predicted lesion when its probability is above it. Defaults to 0.5.
+
+    Returns:
+        A dict of floats: f1, se, sp, acc, pc, js, auc_roc, auc_pr. A ratio with an empty denominator is
+        NaN, except F1 and JS, which are 1.0 when truth and prediction are both empty.
+
+    Raises:
+        ValueError: the shapes differ.
+
+    >>> import numpy as np
+    >>> truth = np.array([[[1, 1], [0, 0]]])
+    >>> pooled_metrics(truth, np.array([[[0.9, 0.2], [0.1, 0.3]]]))["f1"]
+    0.6666666666666666
+    """
     y_true, y_prob = _as_binary(y_true), np.asarray(y_prob)
-    step = 64  # images per update, to bound the temporaries
-    for start in range(0, max(len(y_true), 1), step):
-        counts.update(y_true[start: start + step], y_prob[start: start + step])
-    return counts.result()
+    _check_shapes(y_true, y_prob)
+    return PooledCounts(threshold).update_in_chunks(y_true, y_prob).result()
 
 
 def _boundary(mask):
@@ -135,7 +157,21 @@ def hd95(truth, predicted):
 
 
 def per_image_metrics(y_true, y_prob, threshold=0.5):
-    """Dice, IoU, SE, SP, ACC and HD95 of each image: a dict of (N,) float arrays."""
+    """Dice, IoU, SE, SP, ACC and HD95 of each image.
+
+    Args:
+        y_true: array of shape (N, H, W) or (N, H, W, 1). Ground truth; nonzero is lesion.
+        y_prob: float array of the same shape. Lesion probabilities in [0, 1].
+        threshold: float. A pixel is predicted lesion when its probability is above it. Defaults to 0.5.
+
+    Returns:
+        A dict of (N,) float arrays: dice, iou, se, sp, acc, hd95 (pixels; NaN when either mask is empty) and
+        hd95_diag (HD95 with an empty mask scored as the image diagonal, 0 when both are empty). Dice and
+        IoU are 1.0 for an image where truth and prediction are both empty, as the ISIC scorer counts them.
+
+    Raises:
+        ValueError: the shapes differ.
+    """
     truth = _as_binary(y_true)
     y_prob = np.asarray(y_prob)
     _check_shapes(truth, y_prob)
@@ -161,7 +197,18 @@ def per_image_metrics(y_true, y_prob, threshold=0.5):
 
 
 def thresholded_jaccard(iou, floor=ISIC_JACCARD_FLOOR):
-    """The ISIC 2018 challenge score: mean per-image IoU, where an IoU below `floor` counts as 0."""
+    """The ISIC 2018 challenge score: mean per-image IoU, where an IoU below `floor` counts as 0.
+
+    Args:
+        iou: sequence of floats. Per-image IoU (Jaccard) values.
+        floor: float. IoU values below it score 0. Defaults to 0.65, the challenge's.
+
+    Returns:
+        A float; NaN for no images.
+
+    >>> thresholded_jaccard([0.9, 0.6])
+    0.45
+    """
     iou = np.asarray(iou, dtype=np.float64)
     return float(np.mean(np.where(iou >= floor, iou, 0.0))) if iou.size else float("nan")
 

@@ -6,6 +6,7 @@ by 16. Names: frcunet, frcunet-lite, unet, attention-unet.
 """
 
 import keras
+import numpy as np
 from keras import layers
 
 from frcunet.backbones import aligned_xception, scaled
@@ -127,7 +128,12 @@ def build_frcunet(
     x = _conv(x, w(64), 3, "head_conv1", batch_norm=bn)
     x = _conv(x, w(64), 3, "head_conv2", batch_norm=bn)
     x = _conv(x, 2, 3, "head_conv3", batch_norm=bn)
-    return keras.Model(images, _probability_head(x), name=name)
+    model = keras.Model(images, _probability_head(x), name=name)
+    # The logit reads two ReLU channels. Glorot draws both read-out weights negative for one seed in four, and
+    # then no pixel can rise above the prior: training sat at a constant background (seed 1 of the cpu recipe).
+    # One channel starts as lesion evidence (+1), the other as background evidence (-1).
+    model.get_layer("head_logits").kernel.assign(np.array([1.0, -1.0]).reshape(1, 1, 2, 1))
+    return model
 
 
 def build_frcunet_lite(input_shape=(256, 256, 3), width=0.25, middle_units=2, **overrides):
@@ -200,7 +206,19 @@ MODELS = {
 
 
 def build_model(name, input_shape=(256, 256, 3), **overrides):
-    """Builds a registry model by name; `overrides` go to its builder.
+    """Builds a registry model by name.
+
+    Args:
+        name: str. One of `MODELS`: "frcunet", "frcunet-lite", "unet", "attention-unet".
+        input_shape: (int, int, int). Height, width (multiples of 16) and 3 channels. Defaults to
+            (256, 256, 3).
+        **overrides: keyword arguments of the model's builder, e.g. `width`, `decoder_bn` or `base_filters`.
+
+    Returns:
+        A keras.Model from raw RGB images (0..255) to lesion probabilities of shape (H, W, 1).
+
+    Raises:
+        ValueError: an unknown name. UserError: an input size the model cannot take.
 
     >>> model = build_model("frcunet-lite", (64, 64, 3))
     >>> tuple(model.output_shape)

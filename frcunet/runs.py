@@ -57,6 +57,17 @@ def read_run_config(run):
     return record
 
 
+def load_weights_or_explain(model, path, expected, remedy):
+    """Loads a weights file into `model`; a file that does not fit becomes one UserError naming `remedy`."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # a mismatch is reported as one error below
+            model.load_weights(path)
+    except (ValueError, KeyError, OSError) as exc:
+        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        raise UserError(f"{path} does not fit {expected} ({first}); {remedy}") from None
+
+
 def load_run_model(run):
     """(model, RunRecord) of a run: its architecture rebuilt from config.json, its best weights loaded.
 
@@ -72,12 +83,6 @@ def load_run_model(run):
 
     record = read_run_config(run)
     model = build_model(record.model, (*record.size, 3), **record.model_options)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # a mismatch is reported as one error below
-            model.load_weights(Path(run) / BEST_WEIGHTS)
-    except (ValueError, KeyError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"{Path(run) / BEST_WEIGHTS} does not fit the {record.model} its {CONFIG_FILE} "
-                        f"describes ({first}); train the run again") from None
+    load_weights_or_explain(model, Path(run) / BEST_WEIGHTS,
+                            f"the {record.model} its {CONFIG_FILE} describes", "train the run again")
     return model, record

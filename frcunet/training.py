@@ -15,7 +15,6 @@ import importlib.util
 import json
 import logging
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.provenance import git_commit, versions
-from frcunet.runs import default_run_folder, read_run_record
+from frcunet.runs import default_run_folder, load_weights_or_explain, read_run_record
 from frcunet.saving import atomic_path, check_folder_path, save_model_atomic
 from frcunet.schedules import BudgetedSchedule
 
@@ -184,14 +183,7 @@ def _load_init_weights(model, path, config, size):
         if earlier.size != tuple(size):
             raise UserError(f"{path} was trained at {earlier.size[0]}x{earlier.size[1]}, this data is "
                             f"{size[0]}x{size[1]}; prepare the data at the same --size")
-    try:
-        with warnings.catch_warnings():
-            # A mismatch is reported below as one error; Keras' per-layer warnings would bury it.
-            warnings.simplefilter("ignore", UserWarning)
-            model.load_weights(path)
-    except (ValueError, KeyError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise UserError(f"{path} does not fit {config.model} ({first_line}); use weights of the same model") from None
+    load_weights_or_explain(model, path, config.model, "use weights of the same model")
 
 
 def _run_config(config, size):

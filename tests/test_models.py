@@ -116,3 +116,16 @@ def test_narrow_models_train_on_odd_batch_sizes(batch):
     model.compile("adam", "binary_crossentropy")
     masks = (np.random.default_rng(batch).random((batch, 32, 32, 1)) > 0.5).astype("float32")
     assert np.isfinite(model.train_on_batch(_images(batch, 32, 32).astype("float32"), masks))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_frcunet_head_can_raise_a_pixel_above_the_prior_at_any_seed(seed):
+    # The logit reads two ReLU channels; with both read-out weights negative (Glorot's draw for seed 1) no
+    # pixel could exceed sigmoid(bias) and training stayed at a constant background.
+    keras.utils.set_random_seed(seed)
+    model = build_model("frcunet-lite", (64, 64, 3))
+    readout = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel).ravel()
+    assert readout[0] > 0 > readout[1]
+    images = np.random.default_rng(seed).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    prior = 1 / (1 + np.exp(1.4))
+    assert keras.ops.convert_to_numpy(model(images)).max() > prior
