@@ -6,7 +6,6 @@ by 16. Names: frcunet, frcunet-lite, unet, attention-unet.
 """
 
 import keras
-import numpy as np
 from keras import layers
 
 from frcunet.backbones import aligned_xception, scaled
@@ -63,9 +62,10 @@ def _up_and_merge(x, skip, filters, name, merge_convs=2, batch_norm=False):
     return x
 
 
-def _probability_head(x):
+def _probability_head(x, readout="glorot_uniform"):
     # float32 so that mixed-precision training still yields exact probabilities.
-    x = layers.Conv2D(1, 1, bias_initializer=keras.initializers.Constant(-1.4), name="head_logits")(x)
+    x = layers.Conv2D(1, 1, kernel_initializer=readout, bias_initializer=keras.initializers.Constant(-1.4),
+                      name="head_logits")(x)
     return layers.Activation("sigmoid", dtype="float32", name="probability")(x)
 
 
@@ -125,15 +125,19 @@ def build_frcunet(
     x = _up_and_merge(x, features.skip_half, w(128), "decoder_1_2", merge_convs=1, batch_norm=bn)
     x = layers.UpSampling2D(2, name="decoder_full_up")(x)
     x = _conv(x, w(128), 3, "decoder_full_conv", batch_norm=bn)
-    x = _conv(x, w(64), 3, "head_conv1", batch_norm=bn)
-    x = _conv(x, w(64), 3, "head_conv2", batch_norm=bn)
-    x = _conv(x, 2, 3, "head_conv3", batch_norm=bn)
-    model = keras.Model(images, _probability_head(x), name=name)
-    # The logit reads two ReLU channels. Glorot draws both read-out weights negative for one seed in four, and
-    # then no pixel can rise above the prior: training sat at a constant background (seed 1 of the cpu recipe).
-    # One channel starts as lesion evidence (+1), the other as background evidence (-1).
-    model.get_layer("head_logits").kernel.assign(np.array([1.0, -1.0]).reshape(1, 1, 2, 1))
-    return model
+    return keras.Model(images, _frcunet_head(x, w, bn), name=name)
+
+
+def _frcunet_head(x, w, batch_norm):
+    """The released head: 3x3 convs down to two ReLU channels, then the 1x1 logit and the sigmoid."""
+    x = _conv(x, w(64), 3, "head_conv1", batch_norm=batch_norm)
+    x = _conv(x, w(64), 3, "head_conv2", batch_norm=batch_norm)
+    x = _conv(x, 2, 3, "head_conv3", batch_norm=batch_norm)
+    # With batch norm the two ReLU channels stay alive; the read-out then starts as one lesion (+1) and one
+    # background (-1) channel, since Glorot draws both negative for one seed in four and the logit cannot
+    # then rise above the prior (seed 1 of the cpu recipe trained to a constant background).
+    readout = keras.initializers.Constant([[[[1.0], [-1.0]]]]) if batch_norm else "glorot_uniform"
+    return _probability_head(x, readout)
 
 
 def build_frcunet_lite(input_shape=(256, 256, 3), width=0.25, middle_units=2, **overrides):
