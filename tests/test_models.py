@@ -118,7 +118,7 @@ def test_narrow_models_train_on_odd_batch_sizes(batch):
     assert np.isfinite(model.train_on_batch(_images(batch, 32, 32).astype("float32"), masks))
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1])
 def test_with_decoder_batch_norm_the_head_can_raise_a_pixel_above_the_prior_at_any_seed(seed):
     # The logit reads two ReLU channels; with both read-out weights negative (Glorot's draw for seed 1) no
     # pixel could exceed sigmoid(bias) and training stayed at a constant background.
@@ -132,6 +132,11 @@ def test_with_decoder_batch_norm_the_head_can_raise_a_pixel_above_the_prior_at_a
 
 
 def test_without_decoder_batch_norm_the_head_is_initialised_as_released():
-    keras.utils.set_random_seed(1)
-    readout = build_model("frcunet-lite", (64, 64, 3)).get_layer("head_logits").kernel
-    assert np.all(keras.ops.convert_to_numpy(readout) < 0)  # Glorot's draw for this seed: the trap the BN case avoids
+    # The faithful network keeps Glorot's random read-out (a fixed one let its lesion channel die).
+    readouts = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        kernel = build_model("frcunet-lite", (64, 64, 3)).get_layer("head_logits").kernel
+        readouts.append(keras.ops.convert_to_numpy(kernel).ravel())
+    assert not np.allclose(readouts[0], readouts[1])
+    assert not any(np.allclose(r, [1.0, -1.0]) for r in readouts)

@@ -149,7 +149,7 @@ def test_cosine_schedule_spans_the_epochs_and_ema_runs(prepared, tmp_path):
     assert (run / "best.weights.h5").is_file() and (run / "model.keras").is_file()
 
 
-@pytest.mark.agnostic
+# Not in the JAX pass: the budget is Python bookkeeping around fit, the same on every backend.
 def test_time_budget_stops_after_the_last_epoch_that_fits(prepared, tmp_path):
     run = tmp_path / "run"
     # A budget far below one epoch: the first epoch runs (nothing is known before it), then training stops.
