@@ -33,9 +33,10 @@ EXIT_USER_ERROR = 2
 
 def _verb(subparsers, name, run_command):
     """A sub-command whose parsed arguments go to `run_command`; its docstring gives the help texts."""
-    summary, _, description = inspect.cleandoc(run_command.__doc__).partition("\n\n")
-    parser = subparsers.add_parser(name, help=summary[0].lower() + summary[1:].rstrip("."),
-                                   description=" ".join(description.split()))
+    # `python -OO` strips docstrings: the verb then keeps its name as help, and still works.
+    summary, _, description = inspect.cleandoc(run_command.__doc__ or name).partition("\n\n")
+    parser = subparsers.add_parser(name, help=summary[:1].lower() + summary[1:].rstrip("."),
+                                   description=" ".join(description.split()) or None)
     parser.set_defaults(run_command=run_command)
     return parser
 

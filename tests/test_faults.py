@@ -486,3 +486,19 @@ def test_a_run_is_loaded_from_its_config_and_weights_never_from_model_keras(tiny
     assert main(["evaluate", "--run", str(run), "--data", str(tiny_run / "prepared"), "--out", str(tmp_path / "o"),
                  "--quiet"]) == 0
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["n_images"] == 6
+
+
+# The command's help
+
+
+def test_each_verb_takes_its_help_from_its_docstring_and_works_without_docstrings():
+    verbs = ("build", "prepare", "synth", "train", "evaluate", "predict", "demo", "export", "download", "compare")
+    shown = {}
+    for flags in ([], ["-OO"]):  # -OO strips docstrings
+        done = subprocess.run([sys.executable, *flags, "-m", "frcunet", "--help"], capture_output=True, text=True,
+                              timeout=120, env=dict(os.environ))
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert all(verb in done.stdout for verb in verbs)
+        shown[bool(flags)] = done.stdout
+    assert "turn a downloaded dataset into a prepared split folder" in shown[False]
+    assert "turn a downloaded dataset" not in shown[True]
