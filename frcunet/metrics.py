@@ -160,9 +160,7 @@ def per_image_metrics(y_true, y_prob, threshold=0.5):
     """Dice, IoU, SE, SP, ACC and HD95 of each image.
 
     Args:
-        y_true: array of shape (N, H, W) or (N, H, W, 1). Ground truth; nonzero is lesion.
-        y_prob: float array of the same shape. Lesion probabilities in [0, 1].
-        threshold: float. A pixel is predicted lesion when its probability is above it. Defaults to 0.5.
+        y_true, y_prob, threshold: as for `pooled_metrics`; the first axis indexes the images.
 
     Returns:
         A dict of (N,) float arrays: dice, iou, se, sp, acc, hd95 (pixels; NaN when either mask is empty) and
