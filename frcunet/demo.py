@@ -55,8 +55,8 @@ def run_demo(config):
     log.info(f"1/4 synthesising {config.pairs} dermoscopy images with masks -> {download}")
     write_synthetic_isic(download, config.pairs, config.seed, size=(192, 256))
     log.info(f"2/4 preparing at {config.size[0]}x{config.size[1]}, split 0.7/0.1/0.2 -> {prepared}")
-    manifest, _ = prepare_dataset(PrepareConfig("isic2018", download, prepared, config.size, split=(0.7, 0.1, 0.2),
-                                  seed=config.seed))
+    manifest, _ = prepare_dataset(PrepareConfig("isic2018", download, prepared, config.size,
+                                                split=(0.7, 0.1, 0.2), seed=config.seed))
     log.info(preparation_report(manifest, prepared))
     floor = untrained_dice(prepared, config.size, config.seed)
     log.info(f"3/4 training frcunet-lite for {config.epochs} epochs -> {run} (untrained test Dice: {floor:.3f})")
