@@ -13,9 +13,7 @@ import argparse
 import time
 
 import keras
-import numpy as np
-
-from frcunet.models import build_model
+from train_speed import model_and_batch  # the benchmark beside this one
 
 # (label, registry name, overrides)
 CASES = [
@@ -29,12 +27,7 @@ CASES = [
 
 def compile_seconds(name, overrides, size, batch):
     """(first step minus a compiled step, a compiled step) in seconds."""
-    keras.backend.clear_session()
-    model = build_model(name, (*size, 3), **overrides)
-    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy", jit_compile=True)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (batch, *size, 3)).astype(np.float32)
-    masks = (rng.random((batch, *size, 1)) > 0.7).astype(np.float32)
+    model, images, masks = model_and_batch(name, overrides, size, batch, jit_compile=True)
     start = time.perf_counter()
     model.train_on_batch(images, masks)
     first = time.perf_counter() - start

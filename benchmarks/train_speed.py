@@ -28,14 +28,20 @@ CASES = [
 ]
 
 
-def images_per_second(name, overrides, precision, size, batch, steps):
+def model_and_batch(name, overrides, size, batch, jit_compile="auto"):
+    """A freshly built and compiled model, with one random batch of images and masks to train it on."""
     keras.backend.clear_session()
-    keras.config.set_dtype_policy(precision)
     model = build_model(name, (*size, 3), **overrides)
-    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy")
+    model.compile(keras.optimizers.Adam(1e-4), "binary_crossentropy", jit_compile=jit_compile)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch, *size, 3)).astype(np.float32)
     masks = (rng.random((batch, *size, 1)) > 0.7).astype(np.float32)
+    return model, images, masks
+
+
+def images_per_second(name, overrides, precision, size, batch, steps):
+    keras.config.set_dtype_policy(precision)
+    model, images, masks = model_and_batch(name, overrides, size, batch)
     model.train_on_batch(images, masks)  # trace and warm up
     start = time.perf_counter()
     for _ in range(steps):

@@ -52,10 +52,9 @@ class PooledCounts:
 
     def update(self, y_true, y_prob):
         """Adds a batch of images (or one image) to the counts."""
-        truth = _as_binary(y_true).ravel()
-        y_prob = np.asarray(y_prob)
-        _check_shapes(_as_binary(y_true), y_prob)
-        probabilities = y_prob.ravel()
+        truth, y_prob = _as_binary(y_true), np.asarray(y_prob)
+        _check_shapes(truth, y_prob)
+        truth, probabilities = truth.ravel(), y_prob.ravel()
         predicted = probabilities > self.threshold
         tp = int(np.count_nonzero(predicted & truth))
         positives, predicted_positives = int(np.count_nonzero(truth)), int(np.count_nonzero(predicted))
