@@ -31,11 +31,16 @@ test: lint test-tensorflow test-jax
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Tests run in TEST_WORKERS processes (pytest-xdist): most of a test's time is single-threaded graph tracing
+# and interpreter start-up, which overlap well even on 2 cores. Work stealing evens out the long tests.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+
 test-tensorflow: $(STAMP)
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest -q --doctest-modules tests frcunet
+	KERAS_BACKEND=tensorflow $(PYTEST) --doctest-modules tests frcunet
 
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(BIN)/python -m pytest -q -m agnostic
+	KERAS_BACKEND=jax $(PYTEST) -m agnostic
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -363,6 +363,9 @@ def _compiled_model(config, size, fresh):
             _load_init_weights(model, config.init_weights, config, size)
     model.compile(optimizer=_optimizer(config), loss=LOSSES[config.loss], metrics=[PooledDice(name="dice")],
                   jit_compile=True if config.jit else "auto")
+    # Built now, not while TensorFlow traces the first step: variables created inside that trace make
+    # TensorFlow trace the whole training step a second time, which doubles its start-up.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -9,6 +9,10 @@ ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("KERAS_HOME", str(ROOT / ".cache" / "keras"))
 os.environ.setdefault("MPLCONFIGDIR", str(ROOT / ".cache" / "matplotlib"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# JAX keeps what it compiled on disk: many tests build the same small models, and the JAX pass then compiles
+# each program once instead of once per test. One folder per pytest-xdist worker, as JAX writes without a lock.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(ROOT / ".cache" / "jax-tests" / os.environ.get("PYTEST_XDIST_WORKER", "main")))
 
 import pytest  # noqa: E402
 

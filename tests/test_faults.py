@@ -438,14 +438,16 @@ def _weights(path):
     return arrays
 
 
-def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_run(tiny_run, tmp_path):
+def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_run(tiny_run, tmp_path, request):
     def command(run):
         return [sys.executable, "-m", "frcunet", "train", "--data", str(tiny_run / "prepared"), "--run", str(run),
                 *map(str, TINY_TRAIN[:-2]), "--epochs", "3", "--augment", "flip", "--deterministic"]
 
-    whole = subprocess.run(command(tmp_path / "whole"), capture_output=True, text=True, timeout=1200)
-    assert whole.returncode == 0, whole.stderr[-3000:]
-
+    # The uninterrupted run goes alongside the one to be killed: deterministic kernels make the two
+    # independent of what else runs, and their start-ups overlap.
+    with open(tmp_path / "whole.log", "w") as log:
+        whole = subprocess.Popen(command(tmp_path / "whole"), stdout=log, stderr=subprocess.STDOUT)
+    request.addfinalizer(whole.kill)  # no orphan when an assertion below fails
     run = tmp_path / "killed"
     with open(tmp_path / "killed.log", "w") as log:
         process = subprocess.Popen(command(run), stdout=log, stderr=subprocess.STDOUT)
@@ -463,6 +465,7 @@ def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_run(tiny_run, 
 
     resumed = subprocess.run(command(run), capture_output=True, text=True, timeout=1200)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert whole.wait(timeout=1200) == 0, (tmp_path / "whole.log").read_text()[-3000:]
     assert f"resuming {run} after epoch {interrupted_at}" in resumed.stdout
     rows = [(folder / "history.csv").read_text().splitlines() for folder in (run, tmp_path / "whole")]
     assert rows[0][0] == rows[1][0] and len(rows[0]) == len(rows[1]) == 4

@@ -1,4 +1,4 @@
-"""Training runs: run folder, resume after kill -9, fine-tuning, bad input, data-parallel."""
+"""Training runs: run folder, resume after kill -9, fine-tuning, bad input, odd batch sizes, data-parallel."""
 
 import json
 import os
@@ -12,6 +12,7 @@ import pytest
 from conftest import read_history, run_cli
 from frcunet.callbacks import AtomicBestCheckpoint
 from frcunet.errors import UserError
+from frcunet.models import build_model
 from frcunet.training import TrainConfig, train
 
 TINY = {"width": 0.125, "middle_units": 1}
@@ -119,6 +120,18 @@ def test_best_checkpoint_ignores_non_finite_epochs(tmp_path):
     checkpoint.on_epoch_end(2, {"loss": 1.0, "val_loss": float("nan")})
     assert (tmp_path / "best.weights.h5").read_bytes() == saved and checkpoint.best_epoch == 1
 
+
+# Not in the JAX pass: the crash was TensorFlow's, and eager JAX compiles every operation on its own.
+@pytest.mark.parametrize("batch", [1, 3, 5])
+def test_narrow_models_train_on_odd_batch_sizes(batch):
+    # TensorFlow 2.21's oneDNN kernel for strided 1x1 convs crashed here; the encoder avoids it. Eager
+    # execution runs the same kernels at the exact batch size, without the half minute of graph tracing.
+    model = build_model("frcunet-lite", (32, 32, 3), **TINY)
+    model.compile("adam", "binary_crossentropy", run_eagerly=True)
+    rng = np.random.default_rng(batch)
+    images = rng.integers(0, 256, (batch, 32, 32, 3)).astype("float32")
+    masks = (rng.random((batch, 32, 32, 1)) > 0.5).astype("float32")
+    assert np.isfinite(model.train_on_batch(images, masks))
 
 def _loss_falls(run):
     losses = [float(r["loss"]) for r in read_history(run)]
