@@ -32,9 +32,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # Tests run in TEST_WORKERS processes (pytest-xdist): most of a test's time is single-threaded graph tracing
-# and interpreter start-up, which overlap well even on 2 cores. Work stealing evens out the long tests.
+# and interpreter start-up, which overlap well even on 2 cores. Work stealing evens out the long tests; the
+# slowest ones are listed at the end, to keep an eye on the suite's time.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=12
 
 test-tensorflow: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PYTEST) --doctest-modules tests frcunet
