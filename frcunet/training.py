@@ -380,9 +380,11 @@ def _open_run_folder(run, record, fresh):
 
 
 def _restore_interrupted(model, config, run, resume_state):
-    """Weights, optimizer, history and best checkpoint as the interrupted run left them after its last epoch."""
+    """Weights, optimizer, history and best checkpoint as the interrupted run left them after its last epoch.
+
+    The optimizer is already built (_compiled_model), so its variables load with the weights.
+    """
     epochs_done = resume_state["epochs_done"]
-    model.optimizer.build(model.trainable_variables)
     model.load_weights(run / "resume" / resume_state["weights"])
     if config.ema:
         _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
