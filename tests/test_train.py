@@ -133,6 +133,7 @@ def test_narrow_models_train_on_odd_batch_sizes(batch):
     masks = (rng.random((batch, 32, 32, 1)) > 0.5).astype("float32")
     assert np.isfinite(model.train_on_batch(images, masks))
 
+
 def _loss_falls(run):
     losses = [float(r["loss"]) for r in read_history(run)]
     return losses[-1] < losses[0]
