@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from frcunet.batch_norm import recalibrate_batch_norm
 from frcunet.errors import UserError
 from frcunet.saving import atomic_path, save_weights_atomic
 
@@ -42,6 +43,25 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if self.where is None and not _finite(logs, "loss"):
             self.where = (self.epoch + 1, batch + 1)
             self.model.stop_training = True
+
+
+class RecalibrateBatchNorm(keras.callbacks.Callback):
+    """Before every validation, re-estimates batch norm's statistics on the same training batches.
+
+    Validation, the best checkpoint and the resume state then all see statistics of the weights being
+    validated (frcunet.batch_norm). Placed after SwapEMAWeights, it re-estimates them for the averaged weights.
+
+    Args:
+        batches: a SegmentationBatches of the training images, unaugmented, in a fixed order.
+        count: how many of its batches to use.
+    """
+
+    def __init__(self, batches, count):
+        super().__init__()
+        self.batches, self.count = batches, count
+
+    def on_test_begin(self, logs=None):
+        recalibrate_batch_norm(self.model, (self.batches[index][0] for index in range(self.count)))
 
 
 class AtomicBestCheckpoint(keras.callbacks.Callback):

@@ -171,6 +171,9 @@ def _add_train(subparsers):
     parser.add_argument("--optimizer", choices=OPTIMIZERS)
     parser.add_argument("--weight-decay", type=float, help="adamw: decoupled weight decay")
     parser.add_argument("--ema", choices=("on", "off"), help="evaluate and keep a moving average of the weights")
+    parser.add_argument("--bn-recalibration", type=int, metavar="IMAGES",
+                        help="before each validation, re-estimate batch norm statistics on this many training "
+                        "images (0: off; cpu recipe: 256)")
     parser.add_argument("--loss", choices=LOSS_NAMES)
     parser.add_argument("--augment", nargs="?", const="flip", choices=AUGMENTATIONS,
                         help="none, flip (flips and turns; the flag alone) or full (plus scale, rotation, colour)")
@@ -199,7 +202,7 @@ def _add_train(subparsers):
 FRCUNET_OPTIONS, UNET_OPTIONS = {"pyramid", "width", "middle_units", "decoder_bn"}, {"base_filters"}
 # Settings a recipe provides; a flag given on the command line replaces the recipe's value.
 RECIPE_FIELDS = ("epochs", "max_minutes", "batch_size", "lr", "schedule", "warmup_epochs", "optimizer",
-                 "weight_decay", "ema", "loss", "augment", "monitor", "precision")
+                 "weight_decay", "ema", "bn_recalibration", "loss", "augment", "monitor", "precision")
 
 
 def _model_options(args, recipe_options=None):

@@ -14,6 +14,7 @@ import csv
 import importlib.util
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ import keras
 
 from frcunet.callbacks import (
     AtomicBestCheckpoint,
+    RecalibrateBatchNorm,
     ResumableState,
     StopOnNonFiniteLoss,
     publish_staged_best,
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)  # shown by the command line; silent in a host
 # Settings that define a run; a resumed run must agree on all of them.
 RUN_DEFINING_SETTINGS = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss",
     "augment", "monitor", "seed", "precision", "init_weights", "backbone_weights", "schedule", "warmup_epochs",
-    "optimizer", "weight_decay", "ema", "train_splits")
+    "optimizer", "weight_decay", "ema", "bn_recalibration", "train_splits")
 
 
 @dataclass
@@ -68,6 +70,7 @@ class TrainConfig:
     optimizer: str = "adam"  # adam or adamw
     weight_decay: float = 0.0  # adamw only (decoupled)
     ema: bool = False  # keep an exponential moving average of the weights and evaluate/save it
+    bn_recalibration: int = 0  # re-estimate batch norm statistics on this many training images before validating
     max_minutes: float = 0.0  # 0 = no budget; else stop after the last epoch that fits, cosine spans the budget
     train_splits: tuple = ("train",)  # ("train", "val") fits a final model on both (use monitor "last")
     seed: int = 0
@@ -148,8 +151,8 @@ def _validate(config):
         raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
     if config.optimizer not in OPTIMIZERS:
         raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
-    if config.weight_decay < 0 or config.warmup_epochs < 0 or config.max_minutes < 0:
-        raise UserError("--weight-decay, --warmup-epochs and --max-minutes must not be negative")
+    if config.weight_decay < 0 or config.warmup_epochs < 0 or config.max_minutes < 0 or config.bn_recalibration < 0:
+        raise UserError("--weight-decay, --warmup-epochs, --max-minutes and --bn-recalibration must not be negative")
     if config.weight_decay and config.optimizer != "adamw":
         raise UserError("--weight-decay needs --optimizer adamw (Adam's L2 decay is not decoupled)")
     config.train_splits = tuple(config.train_splits)
@@ -206,7 +209,10 @@ def _check_resumable(run, record):
         raise UserError(f"{exc}; or use another --run") from None
     if earlier is None:
         return None
-    differing = [key for key in RUN_DEFINING_SETTINGS if earlier.settings.get(key) != record.get(key)]
+    # A run recorded before a setting existed ran with that setting's default.
+    defaults = {key: item.default for key, item in TrainConfig.__dataclass_fields__.items()}
+    differing = [key for key in RUN_DEFINING_SETTINGS
+                 if earlier.settings.get(key, defaults.get(key)) != record.get(key)]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
                         "or --restart to replace it")
@@ -234,6 +240,14 @@ def _optimizer(config):
     return keras.optimizers.Adam(config.lr, **ema)
 
 
+def _recalibration(config):
+    """The RecalibrateBatchNorm callback that --bn-recalibration asks for, as a list of 0 or 1."""
+    if not config.bn_recalibration:
+        return []
+    images = SegmentationBatches(config.data, config.train_splits, config.batch_size, shuffle=True, seed=config.seed)
+    return [RecalibrateBatchNorm(images, min(len(images), math.ceil(config.bn_recalibration / config.batch_size)))]
+
+
 def _callbacks(config, run, resume_state, steps_per_epoch):
     mode = {"val_loss": "min", "val_dice": "max", "last": "last"}[config.monitor]
     monitor = "loss" if config.monitor == "last" else config.monitor
@@ -250,7 +264,8 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
         stateful["early_stop"] = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode,
                                                                patience=config.early_stop, verbose=config.verbose)
     nan_guard = StopOnNonFiniteLoss()
-    # The EMA swap comes first: validation, the checkpoint and the resume state all see the averaged weights.
+    # The EMA swap comes first: validation, the checkpoint and the resume state all see the averaged weights
+    # (and batch norm statistics re-estimated for them).
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
     logs = [keras.callbacks.CSVLogger(str(run / "history.csv"), append=True)]
     if importlib.util.find_spec("tensorflow") is not None:
@@ -259,7 +274,7 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
     # written before it, and the best checkpoint is published after it (see ResumableState).
     resumable = ResumableState(run / "resume", stateful, resume_state["callbacks"] if resume_state else None,
                                nan_guard, resume_state.get("seed_states") if resume_state else None, best)
-    return [*swap, nan_guard, *stateful.values(), *logs, resumable], best, nan_guard
+    return [*swap, *_recalibration(config), nan_guard, *stateful.values(), *logs, resumable], best, nan_guard
 
 
 RUN_FILES = {"config.json", "best.weights.h5", "model.keras", "history.csv", "logs", "resume"}

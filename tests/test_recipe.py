@@ -2,14 +2,18 @@
 
 import json
 
+import keras
 import numpy as np
 import pytest
 
 from conftest import read_history
+from frcunet.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from frcunet.cli import make_parser, train_settings
 from frcunet.data.augmentation import augment_pair, check_augmentation
+from frcunet.data.pipeline import SegmentationBatches
 from frcunet.errors import UserError
 from frcunet.recipes import RECIPES, recipe_settings
+from frcunet.runs import load_run_model
 from frcunet.schedules import warmup_cosine
 from frcunet.training import TrainConfig, train
 
@@ -135,18 +139,33 @@ def test_recipe_fills_unset_flags_and_given_flags_win():
     assert (settings["lr"], settings["batch_size"], settings["epochs"], options) == (1e-4, 12, 100, {})
 
 
+def _batch_norm_statistics(model):
+    return [keras.ops.convert_to_numpy(variable) for layer in batch_norm_layers(model)
+            for variable in (layer.moving_mean, layer.moving_variance)]
+
+
 @pytest.mark.agnostic
 def test_cosine_schedule_spans_the_epochs_and_ema_runs(prepared, tmp_path):
     config = TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite",
                          model_options=dict(TINY, normalization="fixed", decoder_bn=True), epochs=3, batch_size=4,
                          lr=1e-3, schedule="cosine", warmup_epochs=1, optimizer="adamw", weight_decay=1e-4,
-                         ema=True, augment="full", loss="bce+dice", monitor="val_dice", verbose=0)
+                         ema=True, bn_recalibration=8, augment="full", loss="bce+dice", monitor="val_dice",
+                         verbose=0)
     run, _ = train(config)
     rates = [float(row["learning_rate"]) for row in read_history(run)]
     # Logged at each epoch's last step: the peak after the warm-up epoch, then down to near 0 at the end
     assert rates[0] == pytest.approx(1e-3, rel=1e-3) and rates[0] > rates[1] > rates[2]
     assert rates[-1] < 0.1 * 1e-3
     assert (run / "best.weights.h5").is_file() and (run / "model.keras").is_file()
+
+    # The kept weights carry batch norm statistics re-estimated for them (the averaged weights) on the first
+    # two training batches: re-estimating once more changes nothing. Moving averages would not pass this.
+    model, _ = load_run_model(run)
+    kept = _batch_norm_statistics(model)
+    images = SegmentationBatches(prepared, ("train",), 4, shuffle=True, seed=config.seed)
+    assert recalibrate_batch_norm(model, (images[index][0] for index in range(2))) == 2
+    for saved, again in zip(kept, _batch_norm_statistics(model)):
+        np.testing.assert_allclose(saved, again, rtol=1e-4, atol=1e-6)
 
 
 # Not in the JAX pass: the budget is Python bookkeeping around fit, the same on every backend.
