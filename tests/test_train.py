@@ -91,6 +91,20 @@ def test_training_input_mistakes_are_one_line_errors(prepared, tiny_run, tmp_pat
         train(_config(prepared, tiny_run / "run", epochs=2))
 
 
+def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tiny_run, tmp_path):
+    from frcunet.training import _check_resumable
+
+    record = json.loads((tiny_run / "run" / "config.json").read_text())
+    older = dict(record)
+    del older["bn_recalibration"]  # config.json as written before --bn-recalibration
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(older))
+    assert record["bn_recalibration"] == 0
+    assert _check_resumable(tmp_path / "run", record) is None  # the same run: no error (and no resume state)
+    with pytest.raises(UserError, match=r"other settings \(bn_recalibration\)"):
+        _check_resumable(tmp_path / "run", dict(record, bn_recalibration=256))
+
+
 def test_a_failed_training_leaves_the_callers_dtype_policy(prepared, tmp_path):
     garbage = tmp_path / "garbage.weights.h5"
     garbage.write_bytes(b"not weights")
