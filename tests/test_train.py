@@ -162,7 +162,8 @@ def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
 
 
 def test_data_parallel_on_two_jax_cpu_devices(prepared, tmp_path):
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, KERAS_BACKEND="jax",
+               XLA_FLAGS=os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2")
     args = ["train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 2, "--batch-size", 8,
             "--lr", 1e-3, "--distribute", "data-parallel", "--quiet"]
     done = subprocess.run([sys.executable, "-m", "frcunet", *map(str, args)], capture_output=True, text=True,
