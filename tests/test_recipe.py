@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import read_history
+from conftest import SMALL_UNET, read_history
 from frcunet.batch_norm import batch_norm_layers, recalibrate_batch_norm
 from frcunet.cli import make_parser, train_settings
 from frcunet.data.augmentation import augment_pair, check_augmentation
@@ -172,7 +172,7 @@ def test_cosine_schedule_spans_the_epochs_and_ema_runs(prepared, tmp_path):
 def test_time_budget_stops_after_the_last_epoch_that_fits(prepared, tmp_path):
     run = tmp_path / "run"
     # A budget far below one epoch: the first epoch runs (nothing is known before it), then training stops.
-    config = TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", model_options=TINY, epochs=50,
+    config = TrainConfig(data=str(prepared), run=str(run), model="unet", model_options=SMALL_UNET, epochs=50,
                          batch_size=4, lr=1e-3, schedule="cosine", max_minutes=0.001, verbose=0)
     train(config)
     assert len(read_history(run)) == 1
@@ -200,7 +200,7 @@ def test_fitting_on_train_and_val_sees_both(prepared, tmp_path):
     train_images = np.load(prepared / "data_train.npy")
     val_images = np.load(prepared / "data_val.npy")
     np.testing.assert_array_equal(images, np.concatenate([train_images, val_images]).astype(np.float32))
-    run, _ = train(TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="frcunet-lite",
-                               model_options=TINY, epochs=1, batch_size=4, train_splits=("train", "val"),
+    run, _ = train(TrainConfig(data=str(prepared), run=str(tmp_path / "run"), model="unet",
+                               model_options=SMALL_UNET, epochs=1, batch_size=4, train_splits=("train", "val"),
                                monitor="last", verbose=0))
     assert json.loads((run / "config.json").read_text())["train_splits"] == ["train", "val"]

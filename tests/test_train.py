@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import read_history, run_cli
+from conftest import SMALL_UNET, SMALL_UNET_FLAGS, read_history, run_cli
 from frcunet.callbacks import AtomicBestCheckpoint
 from frcunet.errors import UserError
 from frcunet.models import build_model
@@ -44,6 +44,9 @@ def test_training_writes_a_complete_run_folder(prepared, tmp_path):
 
     again, nothing = train(config)  # finished runs are not trained again
     assert nothing is None and len(read_history(run)) == 2
+
+
+UNET = dict(model="unet", model_options=SMALL_UNET)
 
 
 def _config(prepared, run, **changes):
@@ -110,16 +113,16 @@ def test_a_failed_training_leaves_the_callers_dtype_policy(prepared, tmp_path):
     garbage.write_bytes(b"not weights")
     assert keras.config.dtype_policy().name == "float32"
     with pytest.raises(UserError, match="does not fit"):
-        train(_config(prepared, tmp_path / "r", precision="mixed_bfloat16", init_weights=str(garbage)))
+        train(_config(prepared, tmp_path / "r", precision="mixed_bfloat16", init_weights=str(garbage), **UNET))
     assert keras.config.dtype_policy().name == "float32"
-    run, _ = train(_config(prepared, tmp_path / "r2", precision="mixed_bfloat16"))
+    run, _ = train(_config(prepared, tmp_path / "r2", precision="mixed_bfloat16", **UNET))
     assert keras.config.dtype_policy().name == "float32"
     assert json.loads((run / "config.json").read_text())["precision_used"] == "mixed_bfloat16"
 
 
 def test_diverging_loss_stops_with_a_clear_message(prepared, tmp_path):
     with pytest.raises(UserError, match="loss became NaN at epoch 1"):
-        train(_config(prepared, tmp_path / "run", epochs=3, lr=1e38))
+        train(_config(prepared, tmp_path / "run", epochs=3, lr=1e38, **UNET))
     assert not list((tmp_path / "run").glob(".*"))  # no temporary file left behind
 
 
@@ -154,7 +157,7 @@ def _loss_falls(run):
 
 
 def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
-    done = run_cli("train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 2,
+    done = run_cli("train", "--data", prepared, "--run", tmp_path / "run", *SMALL_UNET_FLAGS, "--epochs", 2,
                    "--batch-size", 8, "--lr", 1e-3, "--distribute", "data-parallel", "--cpu-replicas", 2, "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "data-parallel over 2 replicas, 4 images each per step" in done.stdout
@@ -164,7 +167,7 @@ def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
 def test_data_parallel_on_two_jax_cpu_devices(prepared, tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax",
                XLA_FLAGS=os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2")
-    args = ["train", "--data", prepared, "--run", tmp_path / "run", *TINY_FLAGS, "--epochs", 2, "--batch-size", 8,
+    args = ["train", "--data", prepared, "--run", tmp_path / "run", *SMALL_UNET_FLAGS, "--epochs", 2, "--batch-size", 8,
             "--lr", 1e-3, "--distribute", "data-parallel", "--quiet"]
     done = subprocess.run([sys.executable, "-m", "frcunet", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=600)
