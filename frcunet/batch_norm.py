@@ -3,7 +3,7 @@
 Batch norm normalises with a moving average (momentum 0.99) of its batch statistics, gathered while the weights
 changed under it. After a short training with a fast-moving model the average lags behind the final weights:
 frcunet-lite with decoder batch norm, 4 epochs at 128x128, scored validation pooled Dice 0.64 with its moving
-statistics and 0.87 with statistics re-estimated on 128 training images, the weights unchanged
+statistics and 0.87 with statistics re-estimated on 256 training images, the weights unchanged
 (docs/results.md, "Batch norm statistics").
 """
 
