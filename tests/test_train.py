@@ -158,7 +158,8 @@ def _loss_falls(run):
 
 def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
     done = run_cli("train", "--data", prepared, "--run", tmp_path / "run", *SMALL_UNET_FLAGS, "--epochs", 2,
-                   "--batch-size", 8, "--lr", 1e-3, "--distribute", "data-parallel", "--cpu-replicas", 2, "--quiet")
+                   "--batch-size", 8, "--lr", 1e-3, "--distribute", "data-parallel", "--cpu-replicas", 2,
+                   "--bn-recalibration", 8, "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "data-parallel over 2 replicas, 4 images each per step" in done.stdout
     assert _loss_falls(tmp_path / "run")
@@ -168,7 +169,7 @@ def test_data_parallel_on_two_jax_cpu_devices(prepared, tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax",
                XLA_FLAGS=os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2")
     args = ["train", "--data", prepared, "--run", tmp_path / "run", *SMALL_UNET_FLAGS, "--epochs", 2, "--batch-size", 8,
-            "--lr", 1e-3, "--distribute", "data-parallel", "--quiet"]
+            "--lr", 1e-3, "--distribute", "data-parallel", "--bn-recalibration", 8, "--quiet"]
     done = subprocess.run([sys.executable, "-m", "frcunet", *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
