@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 TRAINING_KEYS = ("epochs", "batch_size", "lr", "loss", "augment", "monitor", "schedule", "warmup_epochs",
-                 "optimizer", "weight_decay", "ema", "max_minutes", "train_splits", "precision_used", "seed")
+                 "optimizer", "weight_decay", "ema", "bn_recalibration", "max_minutes", "train_splits",
+                 "precision_used", "seed")
 
 
 def main():

@@ -52,14 +52,21 @@ def test_shipped_model_segments_held_out_real_images(shared_data):
 
 
 def test_predict_without_a_run_uses_the_shipped_model(shared_data, tmp_path):
-    (image_path, mask_path), = _held_out_pairs(shared_data, 1)
-    done = run_cli("predict", "--input", image_path, "--out", tmp_path / "masks", "--quiet")
+    # A folder of held-out images: each mask comes back at its image's size, and the mean Dice is the
+    # issue's bar (one image alone is not: the first held-out image is a faint lesion at about 0.7).
+    pairs = _held_out_pairs(shared_data, 3)
+    (tmp_path / "photos").mkdir()
+    for image_path, _ in pairs:
+        (tmp_path / "photos" / image_path.name).symlink_to(image_path)
+    done = run_cli("predict", "--input", tmp_path / "photos", "--out", tmp_path / "masks", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
-    written = np.asarray(Image.open(tmp_path / "masks" / f"{image_path.stem}_segmentation.png"))
-    truth = np.asarray(Image.open(mask_path)) >= 128
-    assert written.shape == truth.shape and set(np.unique(written)) <= {0, 255}
-    overlap = 2 * np.sum((written > 0) & truth) / (np.sum(written > 0) + np.sum(truth))
-    assert overlap >= 0.7
+    dice = []
+    for image_path, mask_path in pairs:
+        written = np.asarray(Image.open(tmp_path / "masks" / f"{image_path.stem}_segmentation.png"))
+        truth = np.asarray(Image.open(mask_path)) >= 128
+        assert written.shape == truth.shape and set(np.unique(written)) <= {0, 255}
+        dice.append(2 * np.sum((written > 0) & truth) / (np.sum(written > 0) + np.sum(truth)))
+    assert np.mean(dice) >= 0.8, dice
 
 
 def test_evaluate_scores_the_shipped_model_on_a_prepared_folder(tiny_run, tmp_path):
