@@ -25,9 +25,9 @@ LEVERS = [
     ("plateau schedule (x0.1 after 7 stalled epochs) instead of warm-up + cosine",
      {"schedule": "plateau", "warmup_epochs": 0.0}, "128"),
     ("AdamW, weight decay 1e-4", {"optimizer": "adamw", "weight_decay": 1e-4}, "128"),
+    ("native 192x256 input instead of 128x128 (a third of the epochs)", {}, "192"),
     ("full augmentation (scale, rotation, shift, colour)", {"augment": "full"}, "128"),
     ("EMA of the weights (0.99 per step)", {"ema": True}, "128"),
-    ("native 192x256 input instead of 128x128 (a third of the epochs)", {}, "192"),
     ("fixed input scaling (x/127.5-1) instead of per-image min-max",
      {"model_options": {"normalization": "fixed"}}, "128"),
 ]
