@@ -28,6 +28,7 @@ LEVERS = [
     ("native 192x256 input instead of 128x128 (a third of the epochs)", {}, "192"),
     ("full augmentation (scale, rotation, shift, colour)", {"augment": "full"}, "128"),
     ("EMA of the weights (0.99 per step)", {"ema": True}, "128"),
+    ("BCE alone instead of BCE + Dice", {"loss": "bce"}, "128"),
     ("fixed input scaling (x/127.5-1) instead of per-image min-max",
      {"model_options": {"normalization": "fixed"}}, "128"),
 ]
