@@ -67,7 +67,8 @@ def prepare(args, size, work):
     if args.smoke:
         source = work / "synthetic"
         if not source.is_dir():
-            frcunet("synth", "--out", source, "--n", 16, "--size", 96, 128, "--quiet")
+            # 12 pairs split 8/1/3: two equal batches of 4, so the train step compiles once, not twice.
+            frcunet("synth", "--out", source, "--n", 12, "--size", 96, 128, "--quiet")
     frcunet("prepare", "isic2018", "--data-dir", source, "--out", data, "--size", *size,
             "--split", 0.7, 0.1, 0.2, "--seed", 0, "--quiet")
     return data
