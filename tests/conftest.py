@@ -83,22 +83,33 @@ SMALL_UNET_FLAGS = ["--model", "unet", "--base-filters", 4]
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, worker_id):
     """One short training shared by the evaluation, export and fine-tuning tests.
 
     Synthetic ISIC data (48x64 originals) prepared at 32x32, 12/6/6 pairs; a
     narrow frcunet-lite trained for one epoch. Returns the folder holding
-    `syn/` (the download), `prepared/` and `run/`.
+    `syn/` (the download), `prepared/` and `run/`. Tests only read it.
+
+    The pytest-xdist workers of one session share it: the first to need it trains it
+    while the others wait on a lock, instead of each training its own copy.
     """
+    import fcntl
+    import shutil
+
     from frcunet.data.prepare import PrepareConfig, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
     from frcunet.training import TrainConfig, train
 
-    root = tmp_path_factory.mktemp("tiny_run")
-    write_synthetic_isic(root / "syn", 24, seed=9, size=(48, 64), progress=False)
-    prepare_dataset(PrepareConfig("isic2018", root / "syn", root / "prepared", (32, 32),
-                                  split=(0.5, 0.25, 0.25), workers=1,
-                                  progress=False))
-    train(TrainConfig(data=str(root / "prepared"), run=str(root / "run"), model="frcunet-lite",
-                      model_options=TINY_LITE, epochs=1, batch_size=6, lr=1e-3, verbose=0))
+    session = tmp_path_factory.getbasetemp()
+    root = (session if worker_id == "master" else session.parent) / "tiny_run"
+    with open(root.with_name("tiny_run.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "complete").is_file():
+            shutil.rmtree(root, ignore_errors=True)  # a worker that failed half-way
+            write_synthetic_isic(root / "syn", 24, seed=9, size=(48, 64), progress=False)
+            prepare_dataset(PrepareConfig("isic2018", root / "syn", root / "prepared", (32, 32),
+                                          split=(0.5, 0.25, 0.25), workers=1, progress=False))
+            train(TrainConfig(data=str(root / "prepared"), run=str(root / "run"), model="frcunet-lite",
+                              model_options=TINY_LITE, epochs=1, batch_size=6, lr=1e-3, verbose=0))
+            (root / "complete").touch()
     return root
