@@ -10,6 +10,7 @@ minutes are recorded beside. Rows that cost more or less per epoch (192x256, wid
 epochs, so that they get about the same minutes as row 0.
 
     python benchmarks/recipe_ablation.py --data128 data/isic128 --data192 data/isic192 --out output/ablation_recipe
+    python benchmarks/recipe_ablation.py --epochs 8 --levers 8 --out output/ablation_recipe_8ep   # a longer check
 
 Resumable: a finished row is read back from its JSON file; an interrupted training continues.
 """
@@ -123,7 +124,8 @@ def main():
     parser.add_argument("--out", default="output/ablation_recipe")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each 128x128 row")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", type=int, default=len(LEVERS), help="run only the first N lever rows")
+    parser.add_argument("--levers", type=int, nargs="+", default=range(1, len(LEVERS) + 1), metavar="ROW",
+                        help="run only these lever rows (1..%d); row 0 always runs" % len(LEVERS))
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +134,9 @@ def main():
     recipe = recipe_row_settings(args.epochs)
     records = [run_row(out, 0, f"none: the cpu recipe, {args.epochs} epochs", recipe, data["128"], data["192"],
                        args.seed)]
-    for index, (name, change, size, time_factor) in enumerate(LEVERS[:args.rows], start=1):
+    for index, (name, change, size, time_factor) in enumerate(LEVERS, start=1):
+        if index not in args.levers:
+            continue
         settings = merge(recipe, change)
         settings["epochs"] = max(1, round(args.epochs / time_factor))
         records.append(run_row(out, index, name, settings, data[size], data["192"], args.seed))
