@@ -40,6 +40,26 @@ def run_cli(*args, cwd=None, timeout=300):
     )
 
 
+def cli(*args):
+    """Runs the `frcunet` command inside this interpreter; returns a CompletedProcess like run_cli's.
+
+    For tests of what a verb does: it skips the fresh interpreter's start-up (importing TensorFlow alone takes
+    5-9 s of CPU here). Tests of the entry point itself, its stderr or a killed process keep run_cli.
+    """
+    import contextlib
+    import io
+
+    from frcunet.cli import main
+
+    argv, out, err = [str(a) for a in args], io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse's own refusals
+            code = exc.code
+    return subprocess.CompletedProcess(["frcunet", *argv], code, out.getvalue(), err.getvalue())
+
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 from frcunet.backbone_weights import URL_ENV, XCEPTION_VOC, load_backbone_weights
 from frcunet.errors import UserError
 from frcunet.models import build_model
@@ -123,15 +123,15 @@ def test_cached_known_name_is_used_without_network(tmp_path, monkeypatch):
 
 def test_cli_build_reports_size_and_bad_weights_as_one_error_line(tmp_path):
     out = tmp_path / "lite.keras"
-    built = run_cli("build", "--model", "frcunet-lite", "--size", 32, 48, "--out", out)
+    built = cli("build", "--model", "frcunet-lite", "--size", 32, 48, "--out", out)
     assert built.returncode == 0, built.stderr[-2000:]
     assert "parameters at 32x48" in built.stdout and out.is_file()
 
-    failed = run_cli("build", "--model", "frcunet-lite", "--size", 32, 32, "--backbone-weights", tmp_path / "nope.h5")
+    failed = cli("build", "--model", "frcunet-lite", "--size", 32, 32, "--backbone-weights", tmp_path / "nope.h5")
     assert failed.returncode == 2
     assert failed.stderr.strip().splitlines()[-1].startswith("error:")
     assert "Traceback" not in failed.stderr
 
-    bad_size = run_cli("build", "--model", "unet", "--size", 100, 96)
+    bad_size = cli("build", "--model", "unet", "--size", 100, 96)
     assert bad_size.returncode == 2 and "multiple of 16" in bad_size.stderr
     assert "Traceback" not in bad_size.stderr

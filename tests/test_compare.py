@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import cli
 from frcunet.compare import mean_sd, paired_test
 from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
@@ -19,7 +19,7 @@ def test_compare_trains_each_model_per_seed_and_tests_the_first_against_the_rest
                                   progress=False))
     args = ["compare", "--data", tmp_path / "a", "--out", tmp_path / "cmp", "--models", "unet", "attention-unet",
             "--epochs", 1, "--seeds", 0, 1, "--transfer", tmp_path / "b"]
-    done = run_cli(*args, timeout=600)
+    done = cli(*args)
     assert done.returncode == 0, done.stderr[-3000:]
     report = (tmp_path / "cmp" / "comparison.md").read_text()
     assert "| model | seeds | F1 | SE | SP | ACC | PC | JS |" in report
@@ -29,7 +29,7 @@ def test_compare_trains_each_model_per_seed_and_tests_the_first_against_the_rest
     for seed in (0, 1):
         assert (tmp_path / "cmp" / "eval" / f"unet_seed{seed}" / "metrics.json").is_file()
     # Run again: every run and evaluation is found and reused, the report is the same.
-    again = run_cli(*args, timeout=600)
+    again = cli(*args)
     assert again.returncode == 0 and "Epoch" not in again.stdout
     assert (tmp_path / "cmp" / "comparison.md").read_text().split("Command:")[0] == report.split("Command:")[0]
 

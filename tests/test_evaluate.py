@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import cli
 from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.errors import UserError
 from frcunet.evaluation import EvaluateConfig, evaluate
@@ -76,19 +76,19 @@ def test_predict_cli_reports_skipped_files_with_a_non_zero_exit(trained, tmp_pat
     (tmp_path / "in").mkdir()
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "in" / "ok.png")
     (tmp_path / "in" / "bad.png").write_bytes(b"\x89PNG broken")
-    done = run_cli("predict", "--run", trained / "run", "--input", tmp_path / "in", "--out", tmp_path / "out")
+    done = cli("predict", "--run", trained / "run", "--input", tmp_path / "in", "--out", tmp_path / "out")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 inputs could not be read")
     assert (tmp_path / "out" / "ok_segmentation.png").is_file()
 
 
 def test_evaluation_mistakes_are_clear_errors(trained, tmp_path):
-    missing_run = run_cli("evaluate", "--run", tmp_path / "nothing", "--data", trained / "prepared")
+    missing_run = cli("evaluate", "--run", tmp_path / "nothing", "--data", trained / "prepared")
     assert missing_run.returncode == 2
     assert missing_run.stderr.strip().splitlines() == [
         f"error: no run in {tmp_path / 'nothing'} (config.json missing); run python Train_Skin_Lesion_Segmentation.py "
         "or frcunet train first, or pass --run"]
-    no_data = run_cli("evaluate", "--run", trained / "run", "--data", tmp_path / "data" / "ph2")
+    no_data = cli("evaluate", "--run", trained / "run", "--data", tmp_path / "data" / "ph2")
     assert no_data.returncode == 2 and "run python Prepare_ph2.py first" in no_data.stderr
 
     prepare_dataset(PrepareConfig("isic2018", trained / "syn", tmp_path / "big", (48, 64),
@@ -123,7 +123,7 @@ def test_evaluating_on_the_real_isic2018_test_split(shared_data, trained, tmp_pa
         (data / GT18 / mask).symlink_to(shared_data / "ISIC2018" / GT18 / mask)
     prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
                     progress=False))
-    done = run_cli("evaluate", "--run", trained / "run", "--data", tmp_path / "prepared", "--out", tmp_path / "out",
+    done = cli("evaluate", "--run", trained / "run", "--data", tmp_path / "prepared", "--out", tmp_path / "out",
                    "--native", "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| F1 | SE | SP | ACC | PC | JS |" in done.stdout

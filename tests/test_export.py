@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import run_cli, run_python
+from conftest import cli, run_python
 
 
 @pytest.fixture(scope="module")
@@ -11,7 +11,7 @@ def run(tiny_run):
 
 
 def test_saved_model_serves_uint8_images_like_the_keras_model(run, tmp_path):
-    done = run_cli("export", "--run", run, "--format", "savedmodel", "--out", tmp_path / "export")
+    done = cli("export", "--run", run, "--format", "savedmodel", "--out", tmp_path / "export")
     assert done.returncode == 0, done.stderr[-3000:]
     check = run_python(
         "import numpy as np, tensorflow as tf, frcunet\n"
@@ -28,7 +28,7 @@ def test_saved_model_serves_uint8_images_like_the_keras_model(run, tmp_path):
 
 
 def test_keras_export_loads_with_plain_keras_in_a_fresh_process(run, tmp_path):
-    done = run_cli("export", "--run", run, "--format", "keras", "--out", tmp_path / "k")
+    done = cli("export", "--run", run, "--format", "keras", "--out", tmp_path / "k")
     assert done.returncode == 0, done.stderr[-3000:]
     check = run_python(
         "import numpy as np, keras, frcunet.models\n"
@@ -39,6 +39,6 @@ def test_keras_export_loads_with_plain_keras_in_a_fresh_process(run, tmp_path):
 
 
 def test_export_errors_are_one_line(tmp_path):
-    done = run_cli("export", "--run", tmp_path / "none", "--out", tmp_path / "o")
+    done = cli("export", "--run", tmp_path / "none", "--out", tmp_path / "o")
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: no run in")
     assert not (tmp_path / "o").exists()

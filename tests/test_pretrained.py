@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_cli
+from conftest import cli
 from frcunet.pretrained import MODEL_CARD, PRETRAINED_DIR, RECORD_FILE, WEIGHTS_FILE, pretrained_record
 
 HELD_OUT_SAMPLE = 12
@@ -58,7 +58,7 @@ def test_predict_without_a_run_uses_the_shipped_model(shared_data, tmp_path):
     (tmp_path / "photos").mkdir()
     for image_path, _ in pairs:
         (tmp_path / "photos" / image_path.name).symlink_to(image_path)
-    done = run_cli("predict", "--input", tmp_path / "photos", "--out", tmp_path / "masks", "--quiet")
+    done = cli("predict", "--input", tmp_path / "photos", "--out", tmp_path / "masks", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     from frcunet.metrics import per_image_metrics
 
@@ -72,12 +72,12 @@ def test_predict_without_a_run_uses_the_shipped_model(shared_data, tmp_path):
 
 
 def test_evaluate_scores_the_shipped_model_on_a_prepared_folder(tiny_run, tmp_path):
-    done = run_cli("evaluate", "--pretrained", "--data", tiny_run / "prepared", "--resize",
+    done = cli("evaluate", "--pretrained", "--data", tiny_run / "prepared", "--resize",
                    "--out", tmp_path / "eval", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["model"] == "frcunet-lite" and metrics["run"] == "pretrained"
-    clash = run_cli("evaluate", "--pretrained", "--run", tiny_run / "run", "--data", tiny_run / "prepared")
+    clash = cli("evaluate", "--pretrained", "--run", tiny_run / "run", "--data", tiny_run / "prepared")
     assert clash.returncode == 2 and clash.stderr.startswith("error:") and "--pretrained" in clash.stderr
 
 
@@ -99,7 +99,7 @@ def test_native_scores_agree_with_the_isic_challenge_scorer(shared_data, tmp_pat
     prepare_dataset(PrepareConfig("isic2018", download, tmp_path / "prepared", tuple(size),
                                   split=(0.0, 0.0, 1.0), workers=1,
                                   progress=False))
-    done = run_cli("evaluate", "--pretrained", "--data", tmp_path / "prepared", "--native",
+    done = cli("evaluate", "--pretrained", "--data", tmp_path / "prepared", "--native",
                    "--out", tmp_path / "eval", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     ours = json.loads((tmp_path / "eval" / "metrics.json").read_text())["native"]

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import SMALL_UNET, SMALL_UNET_FLAGS, read_history, run_cli
+from conftest import SMALL_UNET, SMALL_UNET_FLAGS, cli, read_history, run_cli
 from frcunet.callbacks import AtomicBestCheckpoint
 from frcunet.errors import UserError
 from frcunet.models import build_model
@@ -60,7 +60,7 @@ def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tiny_
     source = tiny_run / "run"
     # lr 1e-9: one epoch barely moves the trainable weights (batch-norm statistics move regardless),
     # so they must have started from the source run's.
-    tuned = run_cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
+    tuned = cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
                     "--batch-size", 8, "--lr", 1e-9, "--init-weights", source / "best.weights.h5", "--quiet")
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     from frcunet.models import build_model
@@ -81,7 +81,7 @@ def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tiny_
 
 
 def test_training_input_mistakes_are_one_line_errors(prepared, tiny_run, tmp_path):
-    missing = run_cli("train", "--data", tmp_path / "data" / "isic2018", "--model", "frcunet-lite")
+    missing = cli("train", "--data", tmp_path / "data" / "isic2018", "--model", "frcunet-lite")
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
         f"error: no prepared train split in {tmp_path / 'data' / 'isic2018'} (data_train.npy missing); "
