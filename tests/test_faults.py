@@ -26,11 +26,12 @@ from frcunet.errors import UserError
 from frcunet.locks import exclusive_lock
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
-# The settings of conftest's tiny_run, as flags (its run folder continues with them).
+# The settings of conftest's tiny_run, as flags (its run folder continues with them); epochs stay last.
+TRAIN_SETTINGS = ["--batch-size", 6, "--lr", 1e-3, "--quiet", "--epochs", 1]
 TINY_TRAIN = ["--model", "frcunet-lite", "--width", TINY_LITE["width"], "--middle-units", TINY_LITE["middle_units"],
-              "--batch-size", 6, "--lr", 1e-3, "--quiet", "--epochs", 1]
+              *TRAIN_SETTINGS]
 # A new run where the network does not matter: the small U-Net traces in a fraction of frcunet-lite's time.
-UNET_TRAIN = [*SMALL_UNET_FLAGS, *TINY_TRAIN[6:]]
+UNET_TRAIN = [*SMALL_UNET_FLAGS, *TRAIN_SETTINGS]
 
 
 def snapshot(*folders):
