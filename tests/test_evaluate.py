@@ -124,7 +124,7 @@ def test_evaluating_on_the_real_isic2018_test_split(shared_data, trained, tmp_pa
     prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "prepared", (32, 32), split=(0.5, 0.25, 0.25), workers=1,
                     progress=False))
     done = cli("evaluate", "--run", trained / "run", "--data", tmp_path / "prepared", "--out", tmp_path / "out",
-                   "--native", "--quiet")
+               "--native", "--quiet")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "| F1 | SE | SP | ACC | PC | JS |" in done.stdout
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())

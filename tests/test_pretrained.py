@@ -73,7 +73,7 @@ def test_predict_without_a_run_uses_the_shipped_model(shared_data, tmp_path):
 
 def test_evaluate_scores_the_shipped_model_on_a_prepared_folder(tiny_run, tmp_path):
     done = cli("evaluate", "--pretrained", "--data", tiny_run / "prepared", "--resize",
-                   "--out", tmp_path / "eval", "--quiet")
+               "--out", tmp_path / "eval", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["model"] == "frcunet-lite" and metrics["run"] == "pretrained"
@@ -100,7 +100,7 @@ def test_native_scores_agree_with_the_isic_challenge_scorer(shared_data, tmp_pat
                                   split=(0.0, 0.0, 1.0), workers=1,
                                   progress=False))
     done = cli("evaluate", "--pretrained", "--data", tmp_path / "prepared", "--native",
-                   "--out", tmp_path / "eval", "--quiet")
+               "--out", tmp_path / "eval", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
     ours = json.loads((tmp_path / "eval" / "metrics.json").read_text())["native"]
     theirs = SegmentationScore.from_dir(truth, tmp_path / "eval" / "masks").macro_average

@@ -61,7 +61,7 @@ def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tiny_
     # lr 1e-9: one epoch barely moves the trainable weights (batch-norm statistics move regardless),
     # so they must have started from the source run's.
     tuned = cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
-                    "--batch-size", 8, "--lr", 1e-9, "--init-weights", source / "best.weights.h5", "--quiet")
+                "--batch-size", 8, "--lr", 1e-9, "--init-weights", source / "best.weights.h5", "--quiet")
     assert tuned.returncode == 0, tuned.stderr[-3000:]
     from frcunet.models import build_model
 
