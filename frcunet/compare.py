@@ -23,8 +23,9 @@ from frcunet.errors import UserError
 from frcunet.evaluation import RESULT_COLUMNS, column_value
 from frcunet.recipes import recipe_settings
 
-# Widths chosen so the CPU baselines have about frcunet-lite's 2.9 M parameters.
-CPU_MODELS = {"frcunet-lite": {}, "unet": {"base_filters": 20}, "attention-unet": {"base_filters": 20}}
+# Widths chosen so the CPU baselines have about frcunet-lite's 2.9 M parameters. frcunet-lite keeps its
+# default width here (the cpu recipe narrows it) so that the three networks stay of a size.
+CPU_MODELS = {"frcunet-lite": {"width": 0.25}, "unet": {"base_filters": 20}, "attention-unet": {"base_filters": 20}}
 BUDGETS = {
     "cpu": {
         "models": CPU_MODELS,

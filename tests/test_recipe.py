@@ -131,9 +131,9 @@ def test_recipe_fills_unset_flags_and_given_flags_win():
     assert options == recipe_settings("cpu", "frcunet-lite")[1]
     assert settings["max_minutes"] == 60 and settings["precision"] == "auto"
     args = make_parser().parse_args(["train", "--recipe", "cpu", "--model", "frcunet-lite", "--decoder-bn", "off",
-                                     "--augment"])
+                                     "--width", "0.25", "--augment"])
     settings, options = train_settings(args)
-    assert options["decoder_bn"] is False and settings["augment"] == "flip"
+    assert options == {"decoder_bn": False, "width": 0.25} and settings["augment"] == "flip"
     # Without --recipe the paper's settings, and the faithful network.
     settings, options = train_settings(make_parser().parse_args(["train"]))
     assert (settings["lr"], settings["batch_size"], settings["epochs"], options) == (1e-4, 12, 100, {})
