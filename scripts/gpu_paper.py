@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+STARTED = time.perf_counter()
 sys.path.insert(0, str(ROOT))  # benchmarks/ is a package at the repository root
 PAPER_ROWS = {  # ISIC 2018, the paper's 1815/259/520 split, pooled pixel metrics (../shared/REFERENCE.md)
     "U-Net (paper)": (0.647, 0.708, 0.964, 0.890, 0.779),
@@ -34,7 +35,8 @@ COLUMNS = ("f1", "se", "sp", "acc", "pc", "js")
 def frcunet(*args):
     """Runs one `frcunet` command in its own process (fresh global state); stops the script if it fails."""
     command = [sys.executable, "-m", "frcunet", *map(str, args)]
-    print("+ frcunet " + " ".join(map(str, args)), flush=True)
+    # The elapsed seconds place each step's cost (compilation above all) on the call's clock.
+    print(f"+ [{time.perf_counter() - STARTED:.0f} s] frcunet " + " ".join(map(str, args)), flush=True)
     subprocess.run(command, check=True)
 
 
@@ -80,7 +82,8 @@ def history_rows(run):
 
 
 def train_and_evaluate(model, data, plan, work, out):
-    run, evaluation = work / "weights" / f"gpu_{model}", out / f"eval_{model}"
+    # The evaluation folder (masks, figures) stays in the work folder: a GPU call brings back 8 files of $OUT.
+    run, evaluation = work / "weights" / f"gpu_{model}", work / "output" / f"gpu_eval_{model}"
     timing_file = run / "gpu_timing.json"
     if not timing_file.is_file():
         start = time.perf_counter()
@@ -104,7 +107,8 @@ def train_and_evaluate(model, data, plan, work, out):
 def results_table(rows, device, step_speed, plan):
     lines = [f"# Paper scale on {device}", "",
              f"ISIC 2018 at {plan['size'][0]}x{plan['size'][1]}, seeded 70/10/20 split, paper recipe (BCE, Adam 1e-4, "
-             f"plateau schedule), {' '.join(plan['train'])}, a wall-clock budget per model (`--max-minutes`).", "",
+             f"plateau schedule), {' '.join(plan['train'])}, a wall-clock budget per model (`--max-minutes`), "
+             f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}.", "",
              "| model | F1 | SE | SP | ACC | PC | JS | Dice/img | ISIC thr. Jaccard | epochs | minutes | "
              "fit images/s | step images/s (in-memory) |", "| --- |" + " --- |" * 13]
     for row in rows:
@@ -154,7 +158,10 @@ def main():
         minutes = plan["minutes"][min(index, len(plan["minutes"]) - 1)]
         try:
             if model not in step_speed and model in args.step_speed_models and not args.smoke:
+                start = time.perf_counter()
                 _, step_speed[model] = images_per_second(model, {}, args.precision, plan["size"], args.batch, steps=5)
+                print(f"{model}: {step_speed[model]:.1f} images/s in memory; building, compiling and timing took "
+                      f"{time.perf_counter() - start:.0f} s", flush=True)
                 speed_file.write_text(json.dumps(step_speed))
             rows.append(train_and_evaluate(model, data, dict(plan, minutes=minutes), args.work, args.out))
         except subprocess.CalledProcessError as failure:  # the next model may still run: report, go on

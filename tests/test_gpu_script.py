@@ -19,7 +19,7 @@ def test_the_gpu_script_smoke_run_trains_evaluates_and_reports(tmp_path):
     results = (tmp_path / "out" / "results.md").read_text()
     assert "| frcunet-lite |" in results and "| FRCU-Net (paper, best released row) | 0.927" in results
     assert (tmp_path / "out" / "frcunet-lite_history.csv").is_file()
-    assert (tmp_path / "out" / "eval_frcunet-lite" / "metrics.json").is_file()
+    assert (tmp_path / "output" / "gpu_eval_frcunet-lite" / "metrics.json").is_file()
 
     # A second call reuses the trained run and its evaluation instead of training again.
     again = subprocess.run([str(ROOT / "scripts" / "gpu_paper.sh"), "--smoke", "--out", str(tmp_path / "out"),
