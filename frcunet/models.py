@@ -231,3 +231,38 @@ def build_model(name, input_shape=(256, 256, 3), **overrides):
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](tuple(input_shape), **overrides)
+
+
+def build_model_to_load(name, input_shape, load, **overrides):
+    """Builds a registry model whose weights `load(model)` then sets, without drawing them at random first.
+
+    Under JAX each initializer compiles one program per weight shape: about 80 for frcunet-lite, which is
+    most of a fresh process's time to load a model, for values the loaded weights replace. There the model
+    is built under a stateless scope, which leaves its variables unset; `load` assigns them, and any it
+    leaves unset (or all of them, when it fails) are then initialised as usual. Other backends initialise
+    eagerly at little cost and build as usual.
+
+    Args:
+        name, input_shape, **overrides: as in `build_model`.
+        load: callable(model) that assigns the model's weights, e.g. `lambda m: m.load_weights(path)`.
+
+    Returns:
+        The keras.Model with the loaded weights.
+    """
+    if keras.backend.backend() != "jax":
+        model = build_model(name, input_shape, **overrides)
+        load(model)
+        return model
+    # Keras has no public way to finish a stateless build; these two are its own helpers (Keras is pinned).
+    from keras.src.backend.common import global_state
+    from keras.src.backend.common.variables import initialize_all_variables
+
+    with keras.StatelessScope(initialize_variables=False):
+        model = build_model(name, input_shape, **overrides)
+    try:
+        load(model)
+    finally:
+        unset = global_state.get_global_attribute("uninitialized_variables") or []
+        global_state.set_global_attribute("uninitialized_variables", [v for v in unset if v._value is None])
+        initialize_all_variables()
+    return model

@@ -31,18 +31,21 @@ def pretrained_record(folder=PRETRAINED_DIR):
 
 def load_pretrained_model(folder=PRETRAINED_DIR):
     """(model, record) of the shipped model: a float32 keras.Model taking raw RGB images, and its record."""
-    from frcunet.models import build_model
+    from frcunet.models import build_model_to_load
 
     record = pretrained_record(folder)
-    model = build_model(record["model"], (*record["size"], 3), **record["model_options"])
     with np.load(Path(folder) / WEIGHTS_FILE) as stored:
         names = [str(n) for n in stored["names"]]
         values = [stored[f"w{i:04d}"] for i in range(len(names))]
-    expected = [w.path for w in model.weights]
-    if names != expected or any(tuple(v.shape) != tuple(w.shape) for v, w in zip(values, model.weights)):
-        raise UserError(f"{Path(folder) / WEIGHTS_FILE} does not fit {record['model']} as this version builds it; "
-                        "reinstall frcunet")
-    model.set_weights([v.astype(np.float32) for v in values])
+
+    def load(model):
+        expected = [w.path for w in model.weights]
+        if names != expected or any(tuple(v.shape) != tuple(w.shape) for v, w in zip(values, model.weights)):
+            raise UserError(f"{Path(folder) / WEIGHTS_FILE} does not fit {record['model']} as this version builds "
+                            "it; reinstall frcunet")
+        model.set_weights([v.astype(np.float32) for v in values])
+
+    model = build_model_to_load(record["model"], (*record["size"], 3), load, **record["model_options"])
     return model, record
 
 

@@ -73,7 +73,7 @@ def load_run_model(run):
 
     `run` None means the trained model shipped inside the package (`frcunet.pretrained`).
     """
-    from frcunet.models import build_model
+    from frcunet.models import build_model_to_load
 
     if run is None:
         from frcunet.pretrained import PRETRAINED_DIR, RECORD_FILE, load_pretrained_model
@@ -82,7 +82,9 @@ def load_run_model(run):
         return model, RunRecord.from_dict(values, PRETRAINED_DIR / RECORD_FILE)
 
     record = read_run_config(run)
-    model = build_model(record.model, (*record.size, 3), **record.model_options)
-    load_weights_or_explain(model, Path(run) / BEST_WEIGHTS,
-                            f"the {record.model} its {CONFIG_FILE} describes", "train the run again")
+    expected = f"the {record.model} its {CONFIG_FILE} describes"
+    model = build_model_to_load(
+        record.model, (*record.size, 3),
+        lambda model: load_weights_or_explain(model, Path(run) / BEST_WEIGHTS, expected, "train the run again"),
+        **record.model_options)
     return model, record

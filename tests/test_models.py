@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from frcunet.models import InputShapeError, build_model
+from frcunet.models import InputShapeError, build_model, build_model_to_load
 
 pytestmark = pytest.mark.agnostic
 
@@ -15,24 +15,33 @@ def _images(batch, height, width, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (batch, height, width, 3)).astype("uint8")
 
 
-def test_frcunet_has_the_published_size():
+@pytest.fixture
+def unset_variables():
+    """Models built in the test leave their variables unset: tests of structure skip the initializers
+    (under JAX, one compiled program per weight shape)."""
+    with keras.StatelessScope(initialize_variables=False):
+        yield
+    keras.backend.clear_session()  # forgets the unset variables, which a later scope would initialise
+
+
+def test_frcunet_has_the_published_size(unset_variables):
     model = build_model("frcunet")
     assert abs(model.count_params() - FRCUNET_PARAMETERS) / FRCUNET_PARAMETERS < 0.03
     assert model.output_shape == (None, 256, 256, 1)
     names = {layer.name for layer in model.layers}
     assert "middle_flow_unit_16_separable_conv3_pointwise_BN" in names
     assert "exit_flow_block2_separable_conv3_pointwise" in names
-
-
-def test_full_frcunet_takes_non_square_sizes_and_predicts_probabilities():
     assert build_model("frcunet", (192, 256, 3)).output_shape == (None, 192, 256, 1)
+
+
+def test_full_frcunet_predicts_probabilities_at_a_non_square_size():
     model = build_model("frcunet", (32, 48, 3))
     probabilities = model.predict(_images(1, 32, 48), verbose=0)
     assert probabilities.shape == (1, 32, 48, 1)
     assert np.all((probabilities >= 0) & (probabilities <= 1))
 
 
-def test_lite_fits_a_cpu_and_its_size_is_overridable():
+def test_lite_fits_a_cpu_and_its_size_is_overridable(unset_variables):
     lite = build_model("frcunet-lite")
     assert lite.count_params() <= 3_000_000
     assert build_model("frcunet-lite", width=0.125, middle_units=1).count_params() < lite.count_params() / 2
@@ -57,7 +66,7 @@ def test_both_pyramid_modes_build_and_predict(pyramid):
     assert model.predict(_images(1, 48, 64), verbose=0).shape == (1, 48, 64, 1)
 
 
-def test_removing_the_frequency_block_removes_its_layers():
+def test_removing_the_frequency_block_removes_its_layers(unset_variables):
     names = {layer.name for layer in build_model("frcunet-lite", (32, 32, 3), frequency_block=False).layers}
     assert "laplacian_pyramid" not in names and "frequency_recalibration" not in names
 
@@ -131,3 +140,23 @@ def test_without_decoder_batch_norm_the_head_is_initialised_as_released():
         readouts.append(keras.ops.convert_to_numpy(kernel).ravel())
     assert not np.allclose(readouts[0], readouts[1])
     assert not any(np.allclose(r, [1.0, -1.0]) for r in readouts)
+
+
+def test_a_model_built_to_load_weights_holds_them_and_leaves_nothing_unset(tmp_path):
+    small = dict(base_filters=4, depth=2)
+    source = build_model("unet", (32, 32, 3), **small)
+    source.save_weights(tmp_path / "w.weights.h5")
+    loaded = build_model_to_load("unet", (32, 32, 3), lambda m: m.load_weights(tmp_path / "w.weights.h5"), **small)
+    for got, want in zip(loaded.weights, source.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
+
+    # A load that fails leaves nothing unset behind it: the error comes through, and the next model works.
+    def fail(model):
+        raise OSError("no such file")
+
+    with pytest.raises(OSError, match="no such file"):
+        build_model_to_load("unet", (32, 32, 3), fail, **small)
+    # A load that sets no weight gives an initialised model.
+    fresh = build_model_to_load("unet", (32, 32, 3), lambda m: None, **small)
+    assert np.all(np.isfinite(fresh.predict(_images(1, 32, 32), verbose=0)))
+    assert loaded.predict(_images(1, 32, 32), verbose=0).shape == (1, 32, 32, 1)
