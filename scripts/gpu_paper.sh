@@ -8,10 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}  # the interpreter to use (the tests pass their own)
-if ! "$PYTHON" -c "import keras" 2>/dev/null; then
+# Whether a package is installed, without importing it (importing Keras imports the backend: seconds).
+installed() { "$PYTHON" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)"; }
+if ! installed keras; then
     "$PYTHON" -m pip install --quiet --no-index --no-deps gpu-wheels/*.whl
 fi
-if ! "$PYTHON" -c "import frcunet" 2>/dev/null; then
+if ! installed frcunet; then
     "$PYTHON" -m pip install --quiet --no-index --no-deps --no-build-isolation -e .
 fi
 export KERAS_BACKEND=jax
