@@ -19,10 +19,8 @@ fi
 export KERAS_BACKEND=jax
 # Each step runs in its own process; JAX would otherwise take 75 % of the GPU in the first and starve the next.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-# Compiling the full model takes minutes on the GPU: keep what each process compiled for the next ones,
-# the many small programs too (weight initialisers, one per shape, recompile in every process otherwise).
+# Compiling the full model takes minutes on the GPU: keep what each process compiled for the next ones.
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$PWD/.cache/jax}
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}
 # The first attempt spent 5 of its 10 minutes compiling fit's steps on an H200 (docs/results.md); XLA's
 # autotuning of every convolution is the usual cost there, so it is off unless XLA_FLAGS says otherwise.
 export XLA_FLAGS=${XLA_FLAGS:---xla_gpu_autotune_level=0}
