@@ -36,8 +36,8 @@ lint: $(STAMP)
 
 # Tests run in TEST_WORKERS processes (pytest-xdist): most of a test's time is single-threaded graph tracing
 # and interpreter start-up, which overlap well, so 3 beat 2 even on 2 cores (from a fresh clone here, the
-# TensorFlow pass took 363 s with 3 and 409 s with 2). Work stealing evens out the long tests; the slowest ones are listed at the end,
-# to keep an eye on the suite's time.
+# TensorFlow pass took 363 s with 3 and 409 s with 2). Work stealing evens out the long tests; the slowest
+# ones are listed at the end, to keep an eye on the suite's time.
 TEST_WORKERS ?= 3
 PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=12
 
