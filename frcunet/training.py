@@ -35,7 +35,7 @@ from frcunet.data.prepare import MANIFEST, manifest_sha1
 from frcunet.distribute import distribution_scope
 from frcunet.errors import UserError
 from frcunet.losses import LOSSES, PooledDice
-from frcunet.models import MODELS, build_model
+from frcunet.models import MODELS, build_model, build_model_to_load
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.provenance import git_commit, versions
 from frcunet.runs import default_run_folder, load_weights_or_explain, read_run_record
@@ -434,6 +434,6 @@ def _swap_ema(optimizer):
 def _export_best_model(config, size, run):
     """model.keras: a fresh, uncompiled model holding the best weights (no training objects inside)."""
     keras.config.set_dtype_policy("float32")
-    model = build_model(config.model, (*size, 3), **config.model_options)
-    model.load_weights(run / "best.weights.h5")
+    model = build_model_to_load(config.model, (*size, 3), lambda fresh: fresh.load_weights(run / "best.weights.h5"),
+                                **config.model_options)
     save_model_atomic(model, run / "model.keras")
