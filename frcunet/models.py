@@ -21,6 +21,23 @@ class InputShapeError(UserError, ValueError):
     """An input shape that the models cannot take."""
 
 
+class ModelOptionError(UserError, ValueError):
+    """A model option that builds no network: a width, unit or filter count out of range."""
+
+
+def check_model_options(options):
+    """Raises ModelOptionError for a width, middle-flow unit count or base filter count out of range.
+
+    Without it a negative width would quietly build the narrowest network (every layer at 8 channels).
+    """
+    if "width" in options and not options["width"] > 0:
+        raise ModelOptionError(f"width (--width) must be positive, got {options['width']}")
+    if "middle_units" in options and options["middle_units"] < 0:
+        raise ModelOptionError(f"middle_units (--middle-units) must be 0 or more, got {options['middle_units']}")
+    if "base_filters" in options and options["base_filters"] < 1:
+        raise ModelOptionError(f"base_filters (--base-filters) must be at least 1, got {options['base_filters']}")
+
+
 def check_input_shape(input_shape):
     """Returns (H, W, C) or raises InputShapeError saying what would work."""
     if len(input_shape) != 3:
@@ -222,7 +239,7 @@ def build_model(name, input_shape=(256, 256, 3), **overrides):
         A keras.Model from raw RGB images (0..255) to lesion probabilities of shape (H, W, 1).
 
     Raises:
-        ValueError: an unknown name. UserError: an input size the model cannot take.
+        ValueError: an unknown name. UserError: an input size or option value the model cannot take.
 
     >>> model = build_model("frcunet-lite", (64, 64, 3))
     >>> tuple(model.output_shape)
@@ -230,6 +247,7 @@ def build_model(name, input_shape=(256, 256, 3), **overrides):
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    check_model_options(overrides)
     return MODELS[name](tuple(input_shape), **overrides)
 
 

@@ -35,7 +35,7 @@ from frcunet.data.prepare import MANIFEST, manifest_sha1
 from frcunet.distribute import distribution_scope
 from frcunet.errors import UserError
 from frcunet.losses import LOSSES, PooledDice
-from frcunet.models import MODELS, build_model, build_model_to_load
+from frcunet.models import MODELS, build_model, build_model_to_load, check_model_options
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.provenance import git_commit, versions
 from frcunet.runs import default_run_folder, load_weights_or_explain, read_run_record
@@ -133,6 +133,7 @@ def _jax_devices():
 def _validate(config):
     if config.model not in MODELS:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
+    check_model_options(config.model_options)
     if config.loss not in LOSSES:
         raise UserError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
     if config.precision not in PRECISIONS:

@@ -333,6 +333,15 @@ def test_a_train_refused_on_its_arguments_leaves_the_run_folder_as_it_was(tiny_r
     assert snapshot(fresh) == before
 
 
+def test_model_options_out_of_range_are_refused_before_anything_is_written(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    for model, option in (("frcunet-lite", ["--width", -1]), ("frcunet-lite", ["--width", 0]),
+                          ("frcunet-lite", ["--middle-units", -2]), ("unet", ["--base-filters", 0])):
+        line = refused(capsys, "train", "--data", tiny_run / "prepared", "--run", run, "--model", model, *option)
+        assert option[0] in line
+        assert not run.exists()
+
+
 def test_train_refuses_a_folder_that_holds_no_run(tiny_run, user_folder, capsys):
     before = snapshot(user_folder)
     line = refused(capsys, "train", "--data", tiny_run / "prepared", "--run", user_folder, *TINY_TRAIN, "--restart")

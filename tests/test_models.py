@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from frcunet.models import InputShapeError, build_model, build_model_to_load
+from frcunet.models import InputShapeError, ModelOptionError, build_model, build_model_to_load
 
 pytestmark = pytest.mark.agnostic
 
@@ -83,6 +83,9 @@ def test_unknown_model_and_wrong_channels_are_rejected():
         build_model("segformer")
     with pytest.raises(InputShapeError, match="3 channels"):
         build_model("unet", (32, 32, 1))
+    # A negative width would otherwise build the narrowest network without a word.
+    with pytest.raises(ModelOptionError, match="width"):
+        build_model("frcunet", (32, 32, 3), width=-0.5)
 
 
 def test_scale_of_the_input_does_not_matter():
