@@ -451,9 +451,15 @@ def _weights(path):
 
 
 def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_run(tiny_run, tmp_path, request):
+    # The small U-Net: what a resume restores (weights, batch-norm statistics, optimizer, data order, random
+    # augmentation, history, best checkpoint) does not depend on the network, and each of the three
+    # processes traces it in a third of frcunet-lite's time. Its epochs take a fraction of a second, so
+    # there are enough of them that the run cannot finish between two looks at its state.
+    epochs = 8
+
     def command(run):
         return [sys.executable, "-m", "frcunet", "train", "--data", str(tiny_run / "prepared"), "--run", str(run),
-                *map(str, TINY_TRAIN[:-2]), "--epochs", "3", "--augment", "flip", "--deterministic"]
+                *map(str, UNET_TRAIN[:-2]), "--epochs", str(epochs), "--augment", "flip", "--deterministic"]
 
     # The uninterrupted run goes alongside the one to be killed: deterministic kernels make the two
     # independent of what else runs, and their start-ups overlap.
@@ -473,17 +479,17 @@ def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_run(tiny_run, 
     process.send_signal(9)  # SIGKILL: no clean-up of any kind
     process.wait()
     interrupted_at = json.loads(state.read_text())["epochs_done"]
-    assert 1 <= interrupted_at < 3
+    assert 1 <= interrupted_at < epochs
 
     resumed = subprocess.run(command(run), capture_output=True, text=True, timeout=1200)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert whole.wait(timeout=1200) == 0, (tmp_path / "whole.log").read_text()[-3000:]
     assert f"resuming {run} after epoch {interrupted_at}" in resumed.stdout
     rows = [(folder / "history.csv").read_text().splitlines() for folder in (run, tmp_path / "whole")]
-    assert rows[0][0] == rows[1][0] and len(rows[0]) == len(rows[1]) == 4
+    assert rows[0][0] == rows[1][0] and len(rows[0]) == len(rows[1]) == epochs + 1
     np.testing.assert_allclose(np.array([r.split(",") for r in rows[0][1:]], float),
                                np.array([r.split(",") for r in rows[1][1:]], float), rtol=0, atol=1e-6)
-    for name in ("best.weights.h5", "resume/epoch-0003.weights.h5"):
+    for name in ("best.weights.h5", f"resume/epoch-{epochs:04d}.weights.h5"):
         got, want = _weights(run / name), _weights(tmp_path / "whole" / name)
         assert got.keys() == want.keys()
         for key in want:
