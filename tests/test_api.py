@@ -29,22 +29,6 @@ def test_api_runs_the_whole_job_on_synthetic_data(tmp_path):
     assert frcunet.thresholded_jaccard([0.7]) == pytest.approx(0.7)
 
 
-def test_keras_file_loads_in_a_fresh_process_with_plain_keras(tmp_path):
-    model = frcunet.build_model("frcunet-lite", (32, 32, 3), width=0.125, middle_units=1)
-    model.save(tmp_path / "model.keras")
-    images = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype("float32")
-    np.save(tmp_path / "expected.npy", model.predict(images, verbose=0))
-    np.save(tmp_path / "images.npy", images)
-    done = run_python(
-        "import numpy as np, keras, frcunet.models\n"
-        f"model = keras.saving.load_model(r'{tmp_path / 'model.keras'}')\n"
-        f"got = model.predict(np.load(r'{tmp_path / 'images.npy'}'), verbose=0)\n"
-        f"np.testing.assert_allclose(got, np.load(r'{tmp_path / 'expected.npy'}'), atol=1e-5)\n"
-        "print('ok')\n"
-    )
-    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
-
-
 def test_importing_the_package_does_not_load_the_backend():
     done = run_python("import sys, frcunet, frcunet.cli, frcunet.data.prepare; print('keras' in sys.modules)")
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
