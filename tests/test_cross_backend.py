@@ -21,13 +21,15 @@ np.save(r"{folder}/images.npy", images)
 print(keras.backend.backend())
 """
 
+# Weights load the way evaluate and predict load a run's (without drawing them at random first).
 READ = """
 import numpy as np, keras, frcunet
-from frcunet.models import build_model
+from frcunet.models import build_model_to_load
 images = np.load(r"{folder}/images.npy")
 for pyramid in {pyramids!r}:
-    model = build_model("frcunet-lite", (32, 48, 3), pyramid=pyramid, **{options!r})
-    model.load_weights(rf"{folder}/{{pyramid}}.weights.h5")
+    weights = rf"{folder}/{{pyramid}}.weights.h5"
+    model = build_model_to_load("frcunet-lite", (32, 48, 3), lambda m: m.load_weights(weights), pyramid=pyramid,
+                                **{options!r})
     np.save(rf"{folder}/{{pyramid}}_from_weights.npy", model.predict(images, verbose=0))
     loaded = keras.saving.load_model(rf"{folder}/{{pyramid}}.keras")
     np.save(rf"{folder}/{{pyramid}}_from_keras.npy", loaded.predict(images, verbose=0))
