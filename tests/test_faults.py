@@ -217,6 +217,21 @@ def test_a_dead_decoding_worker_ends_with_an_error_not_a_hang():
         list(ordered_map(_dies_in_the_worker, range(8), 2))
 
 
+def test_a_worker_whose_parent_died_before_it_was_set_up_exits_at_once():
+    # A kill that lands between a worker's fork and its PR_SET_PDEATHSIG sends it no signal: the worker sees
+    # that its parent is not the one that started the pool, and leaves instead of waiting for work forever.
+    import multiprocessing
+
+    from frcunet.data.workers import _quiet_orphan_proof_worker
+
+    spawn = multiprocessing.get_context("spawn")  # a fresh interpreter: no fork of this threaded process
+    for parent, code in ((os.getpid(), 0), (os.getpid() + 1, 1)):
+        worker = spawn.Process(target=_quiet_orphan_proof_worker, args=(parent,))
+        worker.start()
+        worker.join(timeout=120)
+        assert worker.exitcode == code, (parent, worker.exitcode)
+
+
 def test_a_killed_prepare_leaves_no_worker_output_and_the_next_run_cleans_up(tiny_run, tmp_path):
     out = tmp_path / "p"
     command = [sys.executable, "-m", "frcunet", "prepare", "isic2018", "--data-dir", str(tiny_run / "syn"), "--out",
@@ -450,6 +465,7 @@ def _weights(path):
     return arrays
 
 
+@pytest.mark.long
 def test_a_run_killed_mid_way_and_resumed_equals_an_uninterrupted_run(tiny_run, tmp_path, request):
     # The small U-Net: what a resume restores (weights, batch-norm statistics, optimizer, data order, random
     # augmentation, history, best checkpoint) does not depend on the network, and each of the three

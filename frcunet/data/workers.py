@@ -21,13 +21,17 @@ from frcunet.errors import UserError
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _quiet_orphan_proof_worker():
+def _quiet_orphan_proof_worker(parent):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         except (OSError, AttributeError):
             pass
+    if os.getppid() != parent:
+        # The parent died between the fork and the line above: no signal will come, and an orphan would wait
+        # for work forever, holding the parent's stdout and stderr open.
+        os._exit(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
 
@@ -36,7 +40,8 @@ def ordered_map(function, items, workers):
     """function(item) for each item, in order, over `workers` processes, at most 4 per worker in flight."""
     # fork: the workers need only what is already imported here; a spawned worker would import it all again.
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_orphan_proof_worker)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_orphan_proof_worker,
+                               initargs=(os.getpid(),))
     items = iter(items)
     try:
         pending = deque(pool.submit(function, item) for item in islice(items, workers * 4))
