@@ -9,6 +9,7 @@ from conftest import SMALL_UNET, run_python
 pytestmark = pytest.mark.agnostic
 
 
+@pytest.mark.long
 def test_api_runs_the_whole_job_on_synthetic_data(tmp_path):
     from frcunet.data.synthetic import write_synthetic_isic
 

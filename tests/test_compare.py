@@ -9,6 +9,7 @@ from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
 
 
+@pytest.mark.long
 def test_compare_trains_each_model_per_seed_and_tests_the_first_against_the_rest(tmp_path):
     write_synthetic_isic(tmp_path / "syn", 16, seed=1, size=(32, 32), progress=False)
     prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "a", (32, 32),

@@ -1,6 +1,7 @@
 """Weights and saved models cross backends: trained on TensorFlow, used on JAX."""
 
 import numpy as np
+import pytest
 
 from conftest import TINY_LITE, run_python
 
@@ -37,6 +38,7 @@ print(keras.backend.backend())
 """
 
 
+@pytest.mark.long
 def test_weights_saved_under_tensorflow_predict_the_same_under_jax(tmp_path):
     script = dict(folder=tmp_path, pyramids=PYRAMIDS, options=TINY_LITE)
     written = run_python(WRITE.format(**script), backend="tensorflow")

@@ -21,6 +21,7 @@ def trained(tiny_run):
     return tiny_run
 
 
+@pytest.mark.long
 @pytest.mark.agnostic
 def test_evaluation_writes_every_output(trained, tmp_path):
     metrics, out = evaluate(EvaluateConfig(run=str(trained / "run"), data=str(trained / "prepared"),

@@ -17,6 +17,7 @@ def _expected(run, images):
     return frcunet.load_model(run).predict(images.astype("float32"), verbose=0)
 
 
+@pytest.mark.long
 def test_saved_model_serves_uint8_images_like_the_keras_model(run, tmp_path):
     done = cli("export", "--run", run, "--format", "savedmodel", "--out", tmp_path / "export")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.long
 def test_the_gpu_script_smoke_run_trains_evaluates_and_reports(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, KERAS_BACKEND="jax")
     done = subprocess.run([str(ROOT / "scripts" / "gpu_paper.sh"), "--smoke", "--out", str(tmp_path / "out"),

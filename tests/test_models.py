@@ -34,6 +34,7 @@ def test_frcunet_has_the_published_size(unset_variables):
     assert build_model("frcunet", (192, 256, 3)).output_shape == (None, 192, 256, 1)
 
 
+@pytest.mark.long
 def test_full_frcunet_predicts_probabilities_at_a_non_square_size():
     model = build_model("frcunet", (32, 48, 3))
     probabilities = model.predict(_images(1, 32, 48), verbose=0)

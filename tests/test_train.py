@@ -56,6 +56,7 @@ def _config(prepared, run, **changes):
     return TrainConfig(**settings)
 
 
+@pytest.mark.long
 def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tiny_run, tmp_path):
     source = tiny_run / "run"
     # lr 1e-9: one epoch barely moves the trainable weights (batch-norm statistics move regardless),
@@ -156,6 +157,7 @@ def _loss_falls(run):
     return losses[-1] < losses[0]
 
 
+@pytest.mark.long
 def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
     done = run_cli("train", "--data", prepared, "--run", tmp_path / "run", *SMALL_UNET_FLAGS, "--epochs", 2,
                    "--batch-size", 8, "--lr", 1e-3, "--distribute", "data-parallel", "--cpu-replicas", 2,
@@ -165,6 +167,7 @@ def test_data_parallel_on_two_tensorflow_cpu_devices(prepared, tmp_path):
     assert _loss_falls(tmp_path / "run")
 
 
+@pytest.mark.long
 def test_data_parallel_on_two_jax_cpu_devices(prepared, tmp_path):
     env = dict(os.environ, KERAS_BACKEND="jax",
                XLA_FLAGS=os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2")
