@@ -25,17 +25,20 @@ class ModelOptionError(UserError, ValueError):
     """A model option that builds no network: a width, unit or filter count out of range."""
 
 
+# The size options and what each must be: (test, the words for it).
+_OPTION_RANGES = {"width": (lambda v: v > 0, "positive"), "middle_units": (lambda v: v >= 0, "0 or more"),
+                  "base_filters": (lambda v: v >= 1, "at least 1")}
+
+
 def check_model_options(options):
     """Raises ModelOptionError for a width, middle-flow unit count or base filter count out of range.
 
     Without it a negative width would quietly build the narrowest network (every layer at 8 channels).
     """
-    if "width" in options and not options["width"] > 0:
-        raise ModelOptionError(f"width (--width) must be positive, got {options['width']}")
-    if "middle_units" in options and options["middle_units"] < 0:
-        raise ModelOptionError(f"middle_units (--middle-units) must be 0 or more, got {options['middle_units']}")
-    if "base_filters" in options and options["base_filters"] < 1:
-        raise ModelOptionError(f"base_filters (--base-filters) must be at least 1, got {options['base_filters']}")
+    for name, (fits, wanted) in _OPTION_RANGES.items():
+        if name in options and not fits(options[name]):
+            flag = "--" + name.replace("_", "-")
+            raise ModelOptionError(f"{name} ({flag}) must be {wanted}, got {options[name]}")
 
 
 def check_input_shape(input_shape):
