@@ -35,29 +35,42 @@ def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
     return manifest
 
 
-def train(data="data/isic2018", run="", model="frcunet", **settings):
+def train(data="data/isic2018", run="", model=None, recipe=None, **settings):
     """Trains a registry model on a prepared folder. Calling it again continues an interrupted run.
 
     Args:
         data: str or Path. A prepared folder. Defaults to "data/isic2018".
         run: str or Path. The run folder; "" for `weights/<data folder name>_<model>`.
-        model: str. A registry model name. Defaults to "frcunet".
+        model: str or None. A registry model name; None for "frcunet", or for the shipped model's architecture
+            when `init_weights="pretrained"`. Defaults to None.
+        recipe: str or None. A named recipe of `frcunet.recipes` ("paper", "cpu", "finetune") whose settings
+            fill those not given; None for the TrainConfig defaults (the paper's). Defaults to None.
         **settings: the other fields of `frcunet.training.TrainConfig` (epochs, batch_size, lr, loss, augment,
-            model_options, precision, init_weights, max_minutes, ...).
+            model_options, precision, init_weights, max_minutes, ...). `init_weights="pretrained"` starts from
+            the model shipped in the package and builds its architecture.
 
     Returns:
         The run folder (a Path) with best.weights.h5, model.keras, config.json and history.csv.
 
     Raises:
-        UserError: unusable data or settings, or a run folder that holds a different run.
+        UserError: unusable data or settings, an option that contradicts the shipped model when starting from
+            it, or a run folder that holds a different run.
 
     Example (not a doctest: it needs prepared data, and trains)::
 
         run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=5, lr=1e-3)
+        tuned = frcunet.train("data/ph2", "weights/ph2_tuned", recipe="finetune", init_weights="pretrained")
     """
+    from frcunet.pretrained import PRETRAINED_NAME
+    from frcunet.recipes import recipe_settings
     from frcunet.training import TrainConfig
     from frcunet.training import train as run_training
 
+    if recipe is not None:
+        from_shipped = settings.get("init_weights") == PRETRAINED_NAME
+        recipe_train, recipe_options = recipe_settings(recipe, model or "frcunet")
+        options = {**({} if from_shipped else recipe_options), **settings.pop("model_options", {})}
+        settings = {**recipe_train, **settings, "model_options": options}
     folder, _ = run_training(TrainConfig(data=str(data), run=str(run), model=model, **settings))
     return Path(folder)
 

@@ -150,7 +150,8 @@ def _add_train(subparsers):
     parser = _verb(subparsers, "train", _run_train)
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_<model>)")
-    parser.add_argument("--model", choices=MODEL_NAMES, default="frcunet")
+    parser.add_argument("--model", choices=MODEL_NAMES,
+                        help="default: frcunet, or the shipped model's with --init-weights pretrained")
     parser.add_argument("--recipe", choices=RECIPES, default="paper",
                         help="the settings every unset flag takes (default: paper)")
     parser.add_argument("--pyramid", choices=PYRAMID_MODES, help="frcunet models: pyramid kind")
@@ -174,6 +175,11 @@ def _add_train(subparsers):
     parser.add_argument("--bn-recalibration", type=int, metavar="IMAGES",
                         help="before each validation, re-estimate batch norm statistics on this many training "
                         "images (0: off; cpu recipe: 256)")
+    parser.add_argument("--freeze-bn", choices=("on", "off"),
+                        help="batch norm layers keep the statistics and scales they start with (fine-tuning)")
+    parser.add_argument("--epoch-images", type=int, metavar="N",
+                        help="an epoch shows at least N images: a smaller training set is repeated within it "
+                        "(finetune recipe: 80)")
     parser.add_argument("--loss", choices=LOSS_NAMES)
     parser.add_argument("--augment", nargs="?", const="flip", choices=AUGMENTATIONS,
                         help="none, flip (flips and turns; the flag alone) or full (plus scale, rotation, colour)")
@@ -192,7 +198,9 @@ def _add_train(subparsers):
     parser.add_argument("--distribute", choices=DISTRIBUTE_MODES, default="none")
     parser.add_argument("--cpu-replicas", type=int, default=0,
                         help="TensorFlow: split the CPU into N devices for --distribute data-parallel (testing)")
-    parser.add_argument("--init-weights", metavar="WEIGHTS", help="start from a run's best.weights.h5 (fine-tuning)")
+    parser.add_argument("--init-weights", metavar="WEIGHTS",
+                        help="start from a run's best.weights.h5, or 'pretrained' for the model shipped in the "
+                        "package, whose architecture is then used (fine-tuning)")
     parser.add_argument("--backbone-weights", metavar="PATH_OR_NAME", help="DeepLabv3+ Xception weights")
     parser.add_argument("--loader-workers", type=int, default=1, help="input pipeline processes")
     parser.add_argument("--restart", action="store_true", help="discard an earlier run in the run folder")
@@ -202,34 +210,42 @@ def _add_train(subparsers):
 FRCUNET_OPTIONS, UNET_OPTIONS = {"pyramid", "width", "middle_units", "decoder_bn"}, {"base_filters"}
 # Settings a recipe provides; a flag given on the command line replaces the recipe's value.
 RECIPE_FIELDS = ("epochs", "max_minutes", "batch_size", "lr", "schedule", "warmup_epochs", "optimizer",
-                 "weight_decay", "ema", "bn_recalibration", "loss", "augment", "monitor", "precision")
+                 "weight_decay", "ema", "bn_recalibration", "freeze_bn", "epoch_images", "loss", "augment", "monitor",
+                 "precision")
 
 
-def _model_options(args, recipe_options=None):
-    """The recipe's model options for args.model, overridden by the model flags given."""
+def _model_options(args, model, recipe_options=None):
+    """The recipe's model options for `model`, overridden by the model flags given."""
     given = {key: getattr(args, key) for key in (*FRCUNET_OPTIONS, *UNET_OPTIONS, "normalization")
              if getattr(args, key, None) is not None}
     if "decoder_bn" in given:
         given["decoder_bn"] = given["decoder_bn"] == "on"
-    wrong = (UNET_OPTIONS if args.model.startswith("frcunet") else FRCUNET_OPTIONS) & set(given)
+    wrong = (UNET_OPTIONS if model.startswith("frcunet") else FRCUNET_OPTIONS) & set(given)
     if wrong:
         flags = ", ".join("--" + key.replace("_", "-") for key in sorted(wrong))
-        raise UserError(f"{flags} does not apply to {args.model}")
+        raise UserError(f"{flags} does not apply to {model}")
     return {**(recipe_options or {}), **given}
 
 
 def train_settings(args):
-    """TrainConfig keyword arguments: the recipe's settings with the flags given on top."""
+    """TrainConfig keyword arguments: the recipe's settings with the flags given on top.
+
+    Starting from the shipped model, its record fixes the network: the recipe's model options do not apply,
+    and a model flag given is checked against the shipped value by the library.
+    """
+    from frcunet.pretrained import PRETRAINED_NAME, pretrained_record
     from frcunet.recipes import recipe_settings
 
-    settings, options = recipe_settings(args.recipe, args.model)
+    from_shipped = args.init_weights == PRETRAINED_NAME
+    model = args.model or (pretrained_record()["model"] if from_shipped else "frcunet")
+    settings, options = recipe_settings(args.recipe, model)
     for key in RECIPE_FIELDS:
         value = getattr(args, key, None)
         if value is not None:
-            settings[key] = value == "on" if key == "ema" else value
+            settings[key] = value == "on" if key in ("ema", "freeze_bn") else value
     if args.train_splits:
         settings["train_splits"] = tuple(args.train_splits)
-    return settings, _model_options(args, options)
+    return settings, _model_options(args, model, None if from_shipped else options)
 
 
 def _run_train(args):

@@ -229,6 +229,26 @@ MODELS = {
 }
 
 
+def _builder_defaults(builder):
+    import inspect
+
+    return {key: parameter.default for key, parameter in inspect.signature(builder).parameters.items()
+            if parameter.default is not inspect.Parameter.empty and key not in ("input_shape", "name")}
+
+
+def effective_model_options(name, overrides):
+    """Every option of model `name` with the value its builder uses: the defaults with `overrides` on top.
+
+    >>> effective_model_options("frcunet-lite", {"width": 0.125})["width"], \
+    ...     effective_model_options("frcunet-lite", {})["normalization"]
+    (0.125, 'minmax')
+    """
+    defaults = _builder_defaults(MODELS[name])
+    if name == "frcunet-lite":  # its builder passes everything else on to build_frcunet
+        defaults = {**_builder_defaults(build_frcunet), **defaults}
+    return {**defaults, **overrides}
+
+
 def build_model(name, input_shape=(256, 256, 3), **overrides):
     """Builds a registry model by name.
 

@@ -19,6 +19,8 @@ before the backend loads.
            and won on validation at 13 and at 47 minutes (docs/results.md, "Lever ablation").
 """
 
+from frcunet.errors import UserError
+
 RECIPES = {
     "paper": {
         "train": dict(epochs=100, batch_size=12, lr=1e-4, loss="bce", augment="none", monitor="val_loss",
@@ -35,10 +37,18 @@ RECIPES = {
         # +0.0085 at 47; docs/results.md, "Lever ablation").
         "model_options": {"frcunet-lite": {"decoder_bn": True, "width": 0.125}},
     },
+    "finetune": {
+        "train": dict(epochs=30, batch_size=8, lr=3e-4, loss="bce+dice", augment="flip", monitor="last",
+                      schedule="cosine", warmup_epochs=0.0, optimizer="adam", weight_decay=0.0,
+                      bn_recalibration=256, freeze_bn=False, epoch_images=80, precision="auto", max_minutes=0.0),
+        "model_options": {},
+    },
 }
 
 
 def recipe_settings(name, model):
-    """(training settings, model options) of recipe `name` for `model`; KeyError for an unknown name."""
+    """(training settings, model options) of recipe `name` for `model`; UserError for an unknown name."""
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
     recipe = RECIPES[name]
     return dict(recipe["train"]), dict(recipe["model_options"].get(model, {}))

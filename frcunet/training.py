@@ -11,6 +11,7 @@ Run folder (`weights/<dataset>_<model>` by default):
 
 import contextlib
 import csv
+import hashlib
 import importlib.util
 import json
 import logging
@@ -37,6 +38,7 @@ from frcunet.errors import UserError
 from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model, build_model_to_load, check_model_options
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
+from frcunet.pretrained import PRETRAINED_NAME, load_pretrained_weights, pretrained_architecture, pretrained_source
 from frcunet.provenance import git_commit, versions
 from frcunet.runs import default_run_folder, load_weights_or_explain, read_run_record
 from frcunet.saving import atomic_path, check_folder_path, save_model_atomic
@@ -47,7 +49,7 @@ log = logging.getLogger(__name__)  # shown by the command line; silent in a host
 # Settings that define a run; a resumed run must agree on all of them.
 RUN_DEFINING_SETTINGS = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss",
     "augment", "monitor", "seed", "precision", "init_weights", "backbone_weights", "schedule", "warmup_epochs",
-    "optimizer", "weight_decay", "ema", "bn_recalibration", "train_splits")
+    "optimizer", "weight_decay", "ema", "bn_recalibration", "freeze_bn", "epoch_images", "train_splits")
 
 
 @dataclass
@@ -56,7 +58,7 @@ class TrainConfig:
 
     data: str = "data/isic2018"
     run: str = ""  # default: weights/<dataset>_<model>
-    model: str = "frcunet"
+    model: str = None  # None: frcunet, or the shipped model's architecture with init_weights="pretrained"
     model_options: dict = field(default_factory=dict)  # e.g. {"pyramid": "multiscale", "width": 0.5}
     epochs: int = 100
     batch_size: int = 12
@@ -71,6 +73,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # adamw only (decoupled)
     ema: bool = False  # keep an exponential moving average of the weights and evaluate/save it
     bn_recalibration: int = 0  # re-estimate batch norm statistics on this many training images before validating
+    freeze_bn: bool = False  # batch norm layers keep their (e.g. pretrained) statistics and scales: not trained
+    epoch_images: int = 0  # an epoch shows at least this many images: a smaller training set is repeated
     max_minutes: float = 0.0  # 0 = no budget; else stop after the last epoch that fits, cosine spans the budget
     train_splits: tuple = ("train",)  # ("train", "val") fits a final model on both (use monitor "last")
     seed: int = 0
@@ -80,7 +84,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels: a resumed run equals an uninterrupted one
     distribute: str = "none"
     cpu_replicas: int = 0
-    init_weights: str = None
+    init_weights: str = None  # a run's best.weights.h5, or "pretrained" for the model shipped in the package
     backbone_weights: str = None
     loader_workers: int = 1
     restart: bool = False
@@ -130,7 +134,16 @@ def _jax_devices():
     return jax.devices()
 
 
+def _resolve_architecture(config):
+    """Fills config.model (and, starting from the shipped model, its options) before anything else reads it."""
+    if config.init_weights == PRETRAINED_NAME:
+        config.model, config.model_options = pretrained_architecture(config.model, config.model_options)
+    elif config.model is None:
+        config.model = "frcunet"
+
+
 def _validate(config):
+    _resolve_architecture(config)
     if config.model not in MODELS:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
     check_model_options(config.model_options)
@@ -152,8 +165,13 @@ def _validate(config):
         raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
     if config.optimizer not in OPTIMIZERS:
         raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
-    if config.weight_decay < 0 or config.warmup_epochs < 0 or config.max_minutes < 0 or config.bn_recalibration < 0:
-        raise UserError("--weight-decay, --warmup-epochs, --max-minutes and --bn-recalibration must not be negative")
+    if config.weight_decay < 0 or config.warmup_epochs < 0 or config.max_minutes < 0 or config.bn_recalibration < 0 \
+            or config.epoch_images < 0:
+        raise UserError("--weight-decay, --warmup-epochs, --max-minutes, --bn-recalibration and --epoch-images must "
+                        "not be negative")
+    if config.freeze_bn and config.bn_recalibration:
+        raise UserError("--freeze-bn keeps batch norm statistics as they are, --bn-recalibration re-estimates "
+                        "them; choose one (--bn-recalibration 0 with --freeze-bn on)")
     if config.weight_decay and config.optimizer != "adamw":
         raise UserError("--weight-decay needs --optimizer adamw (Adam's L2 decay is not decoupled)")
     config.train_splits = tuple(config.train_splits)
@@ -190,9 +208,20 @@ def _load_init_weights(model, path, config, size):
     load_weights_or_explain(model, path, config.model, "use weights of the same model")
 
 
+def _init_weights_source(config):
+    """{"file", "sha1"} of the weights a fine-tuning starts from (None without --init-weights)."""
+    if not config.init_weights:
+        return None
+    if config.init_weights == PRETRAINED_NAME:
+        return pretrained_source()
+    path = Path(config.init_weights)
+    return {"file": str(path), "sha1": hashlib.sha1(path.read_bytes()).hexdigest()} if path.is_file() else None
+
+
 def _run_config(config, size):
     record = asdict(config)
     record.update({
+        "init_weights_source": _init_weights_source(config),
         "run": str(config.run), "size": list(size), "train_splits": list(config.train_splits),
         "data_manifest_sha1": manifest_sha1(config.data) if (Path(config.data) / MANIFEST).is_file() else None,
         "precision_used": resolve_precision(config.precision),
@@ -346,7 +375,7 @@ def _train_locked(config, run, size):
     batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)
     train_data = SegmentationBatches(config.data, config.train_splits, shuffle=True, augment=config.augment,
-                                     epoch=epochs_done, **batches)
+                                     epoch=epochs_done, epoch_images=config.epoch_images, **batches)
     val_data = SegmentationBatches(config.data, "val", **batches)
     callbacks, best, nan_guard = _callbacks(config, run, resume_state, len(train_data))
     if replicas > 1:
@@ -369,13 +398,20 @@ def _train_locked(config, run, size):
 def _compiled_model(config, size, fresh):
     """The model, compiled; a fresh run first takes --backbone-weights and --init-weights."""
     model = build_model(config.model, (*size, 3), **config.model_options)
+    if config.freeze_bn:
+        # Not trainable, a Keras 3 BatchNormalization also normalises with its moving statistics in training.
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
     if fresh:
         # Before compiling: a fine-tuned model starts with a fresh optimizer, not the source run's.
         if config.backbone_weights:
             from frcunet.backbone_weights import load_backbone_weights
 
             log.info(load_backbone_weights(model, config.backbone_weights).summary())
-        if config.init_weights:
+        if config.init_weights == PRETRAINED_NAME:
+            load_pretrained_weights(model)
+        elif config.init_weights:
             _load_init_weights(model, config.init_weights, config, size)
     model.compile(optimizer=_optimizer(config), loss=LOSSES[config.loss], metrics=[PooledDice(name="dice")],
                   jit_compile=True if config.jit else "auto")

@@ -43,6 +43,27 @@ def test_shuffle_depends_only_on_seed_and_epoch(tmp_path):
     np.testing.assert_array_equal(resumed.order(), epoch1)
 
 
+def test_a_few_images_are_repeated_into_an_epoch_of_epoch_images(tmp_path):
+    folder = write_prepared(tmp_path / "p", n=5, size=(32, 32))
+    plain = SegmentationBatches(folder, "train", batch_size=4, shuffle=True, augment="flip", seed=2)
+    repeated = SegmentationBatches(folder, "train", batch_size=4, shuffle=True, augment="flip", seed=2,
+                                   epoch_images=12)
+    assert (len(plain), len(repeated)) == (2, 4)  # ceil(12 / 5) = 3 passes of the 5 images: 15 in 4 batches
+    order = repeated.order()
+    np.testing.assert_array_equal(order[:5], plain.order())  # the first pass is the unrepeated epoch
+    np.testing.assert_array_equal(np.bincount(order % 5), [3] * 5)
+    assert [sorted(order[k * 5: (k + 1) * 5] // 5) for k in range(3)] == [[0] * 5, [1] * 5, [2] * 5]
+    original = np.load(folder / "data_train.npy").astype(np.float32)
+    images = np.concatenate([repeated[i][0] for i in range(len(repeated))])
+    # Every image shows three times, each copy a flip or turn of it, not always the same one.
+    for row in range(5):
+        copies = [image for image in images if np.array_equal(np.sort(image.ravel()), np.sort(original[row].ravel()))]
+        assert len(copies) == 3
+    assert any(not np.array_equal(a, b) for a, b in zip(images[:-1], images[1:]))
+    unshuffled = SegmentationBatches(folder, "val", batch_size=4, epoch_images=12)
+    assert len(unshuffled) == 2  # validation never repeats
+
+
 def test_augmentation_moves_image_and_mask_together(tmp_path):
     folder = write_prepared(tmp_path / "p", n=8, size=(32, 32))
     batches = SegmentationBatches(folder, "train", batch_size=8, shuffle=True, augment=True, seed=1)
@@ -100,21 +121,20 @@ def test_pooled_dice_pools_over_batches():
     assert float(metric.result()) == 1.0  # both empty: perfect
 
 
-@pytest.mark.parametrize("size", [(32, 32), (32, 48)])
-def test_native_pipeline_yields_the_same_batches_as_the_python_one(tmp_path, size):
+@pytest.mark.parametrize("size, epoch_images, batches", [((32, 32), 0, 8), ((32, 48), 0, 8), ((32, 32), 45, 20)])
+def test_native_pipeline_yields_the_same_batches_as_the_python_one(tmp_path, size, epoch_images, batches):
     from frcunet.data.native_pipeline import native_dataset  # TensorFlow is in requirements.txt: never skipped
 
     folder = write_prepared(tmp_path / "p", n=10, size=size)
-    python_batches = SegmentationBatches(folder, ("train", "val"), batch_size=6, shuffle=True, augment="flip",
-                                         seed=4, epoch=1)
-    native = native_dataset(SegmentationBatches(folder, ("train", "val"), batch_size=6, shuffle=True,
-                                                augment="flip", seed=4, epoch=1), epochs=3)
+    settings = dict(batch_size=6, shuffle=True, augment="flip", seed=4, epoch=1, epoch_images=epoch_images)
+    python_batches = SegmentationBatches(folder, ("train", "val"), **settings)
+    native = native_dataset(SegmentationBatches(folder, ("train", "val"), **settings), epochs=3)
     expected = []
     for _ in range(2):  # epochs 1 and 2, as a resumed run would see them
         expected += [python_batches[i] for i in range(len(python_batches))]
         python_batches.on_epoch_end()
     got = [(np.asarray(x), np.asarray(y)) for x, y in native]
-    assert len(got) == len(expected) == 8
+    assert len(got) == len(expected) == batches
     for (x, y), (ex, ey) in zip(got, expected):
         np.testing.assert_array_equal(x, ex)
         np.testing.assert_array_equal(y, ey)

@@ -11,14 +11,17 @@ batch, as TensorFlow ops. It holds the arrays in memory and covers the "none" an
 
 import numpy as np
 
+from frcunet.data.pipeline import augmentation_key
+
 NATIVE_AUGMENTATIONS = ("none", "flip")
 
 
-def flip_codes(seed, epoch, rows, square):
+def flip_codes(seed, epoch, rows, square, repetitions=None):
     """(horizontal flip, vertical flip, quarter turns) per row: the draws `flip_and_turn` makes."""
     codes = np.zeros((len(rows), 3), np.int32)
-    for k, row in enumerate(rows):
-        rng = np.random.default_rng([seed, epoch, int(row), 1])
+    repetitions = np.zeros(len(rows), np.int64) if repetitions is None else repetitions
+    for k, (row, repetition) in enumerate(zip(rows, repetitions)):
+        rng = np.random.default_rng(augmentation_key(seed, epoch, row, repetition))
         horizontal, vertical = rng.random() < 0.5, rng.random() < 0.5
         turns = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
         codes[k] = (horizontal, vertical, turns)
@@ -27,12 +30,12 @@ def flip_codes(seed, epoch, rows, square):
 
 def epoch_plan(batches, epoch):
     """Rows (in batch order, each batch sorted as SegmentationBatches reads it) and their flip codes."""
-    order = batches.order(epoch)
-    size = batches.batch_size
-    rows = np.concatenate([np.sort(order[i: i + size]) for i in range(0, len(order), size)])
+    entries = [batches.batch_entries(index, epoch) for index in range(len(batches))]
+    rows = np.concatenate([rows for rows, _ in entries])
     height, width = batches.data[0].size
     if batches.augment == "flip":
-        codes = flip_codes(batches.seed, epoch, rows, height == width)
+        codes = flip_codes(batches.seed, epoch, rows, height == width,
+                           np.concatenate([repetitions for _, repetitions in entries]))
     else:
         codes = np.zeros((len(rows), 3), np.int32)
     return rows.astype(np.int64), codes
@@ -50,7 +53,7 @@ def native_dataset(batches, epochs):
         raise ValueError(f"the native pipeline covers augmentation {NATIVE_AUGMENTATIONS}, not {batches.augment!r}")
     images = tf.constant(np.concatenate([np.asarray(part.images) for part in batches.data]))
     masks = tf.constant(np.concatenate([np.asarray(part.masks) for part in batches.data]))
-    count = len(images)
+    count = len(images) * batches.repeats  # rows per epoch, repetitions included
 
     def plan(epoch):
         rows, codes = tf.numpy_function(lambda e: epoch_plan(batches, int(e)), [epoch], (tf.int64, tf.int32),

@@ -67,6 +67,11 @@ def _max_in_chunks(array, rows=64):
     return max(int(array[i: i + rows].max()) for i in range(0, len(array), rows))
 
 
+def augmentation_key(seed, epoch, row, repetition=0):
+    """The seed of one row's augmentation in one epoch (a repetition of the row draws its own)."""
+    return [seed, epoch, int(row), 1] + ([int(repetition)] if repetition else [])
+
+
 class SegmentationBatches(keras.utils.PyDataset):
     """(images, masks) batches of one prepared split (or several, concatenated) for `model.fit` / `predict`.
 
@@ -78,13 +83,16 @@ class SegmentationBatches(keras.utils.PyDataset):
         shuffle: a new order every epoch, from (seed, epoch).
         augment: "none", "flip" or "full" (see `frcunet.data.augmentation`; training only). True means "flip".
         seed: base of every random choice.
+        epoch_images: with shuffle, an epoch shows at least this many images: the rows are repeated, each
+            repetition in its own order and with its own augmentation, so a handful of images still makes an
+            epoch of several steps (fine-tuning on a few annotated images). 0: each image once.
         workers, use_multiprocessing: passed to PyDataset.
 
     Yields float32 images (B, H, W, 3) in 0..255 and float32 masks (B, H, W, 1).
     """
 
-    def __init__(self, folder, split, batch_size, shuffle=False, augment="none", seed=0, epoch=0, workers=1,
-                 use_multiprocessing=False, **kwargs):
+    def __init__(self, folder, split, batch_size, shuffle=False, augment="none", seed=0, epoch=0, epoch_images=0,
+                 workers=1, use_multiprocessing=False, **kwargs):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, **kwargs)
         self.folder = Path(folder)
         self.splits = (split,) if isinstance(split, str) else tuple(split)
@@ -98,6 +106,7 @@ class SegmentationBatches(keras.utils.PyDataset):
         if self._length == 0:
             raise UserError(f"the {' + '.join(self.splits)} split of {folder} is empty; prepare it with a "
                             f"non-empty share")
+        self.repeats = max(1, math.ceil(int(epoch_images) / self._length)) if shuffle else 1
 
     @property
     def data(self):
@@ -111,13 +120,24 @@ class SegmentationBatches(keras.utils.PyDataset):
         return state
 
     def __len__(self):
-        return math.ceil(self._length / self.batch_size)
+        return math.ceil(self._length * self.repeats / self.batch_size)
 
     def order(self, epoch=None):
-        """Row order of `epoch` (default: the current one); rows of several splits are numbered in turn."""
+        """Entry order of `epoch` (default: the current one).
+
+        Rows of several splits are numbered in turn; with repeats, entry e is row e % N in its repetition
+        e // N (N rows), and each repetition has its own permutation.
+        """
         if not self.shuffle:
             return np.arange(self._length)
-        return np.random.default_rng([self.seed, self.epoch if epoch is None else epoch]).permutation(self._length)
+        rng = np.random.default_rng([self.seed, self.epoch if epoch is None else epoch])
+        return np.concatenate([rng.permutation(self._length) + k * self._length for k in range(self.repeats)])
+
+    def batch_entries(self, index, epoch=None):
+        """(rows, repetitions) of batch `index`, sorted by row: the order in which a batch is read."""
+        entries = self.order(epoch)[index * self.batch_size: (index + 1) * self.batch_size]
+        entries = entries[np.argsort(entries % self._length, kind="stable")]
+        return entries % self._length, entries // self._length
 
     def _read(self, rows):
         images, masks = [], []
@@ -129,12 +149,12 @@ class SegmentationBatches(keras.utils.PyDataset):
         return np.concatenate(images).astype(np.float32), np.concatenate(masks).astype(np.float32)
 
     def __getitem__(self, index):
-        rows = np.sort(self.order()[index * self.batch_size: (index + 1) * self.batch_size])
+        rows, repetitions = self.batch_entries(index)
         images, masks = self._read(rows)
         if self.augment != "none":
             square = images.shape[1] == images.shape[2]
-            for k, row in enumerate(rows):
-                rng = np.random.default_rng([self.seed, self.epoch, int(row), 1])
+            for k, (row, repetition) in enumerate(zip(rows, repetitions)):
+                rng = np.random.default_rng(augmentation_key(self.seed, self.epoch, row, repetition))
                 images[k], masks[k] = augment_pair(images[k], masks[k], rng, square, self.augment)
         return images, masks[..., None]
 
