@@ -139,3 +139,22 @@ def test_the_python_api_trains_from_the_shipped_model_with_a_recipe(prepared, tm
     with pytest.raises(UserError, match="unknown recipe"):
         frcunet.train(prepared, tmp_path / "r", recipe="fast")
     assert not (tmp_path / "r").exists()
+
+
+def test_frozen_batch_norm_keeps_the_shipped_statistics_and_scales(prepared, tmp_path):
+    from frcunet.runs import load_run_model
+    from frcunet.training import TrainConfig, train
+
+    with pytest.raises(UserError, match="choose one"):
+        train(TrainConfig(data=str(prepared), run=str(tmp_path / "r"), init_weights="pretrained", freeze_bn=True,
+                          bn_recalibration=256))
+    train(TrainConfig(data=str(prepared), run=str(tmp_path / "frozen"), init_weights="pretrained", freeze_bn=True,
+                      epochs=1, batch_size=8, lr=1e-3, verbose=0))
+    tuned, _ = load_run_model(tmp_path / "frozen")
+    expected = _shipped_arrays()
+    norms = [w for layer in tuned.layers if isinstance(layer, keras.layers.BatchNormalization) for w in layer.weights]
+    moved = [w for w in tuned.trainable_weights if w.path.endswith("kernel")]
+    assert len(norms) > 40
+    for weight in norms:
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), expected[weight.path])
+    assert any(not np.allclose(keras.ops.convert_to_numpy(w), expected[w.path], atol=1e-6) for w in moved)
