@@ -99,48 +99,108 @@ def evaluate(run, data="data/isic2018", out="", **settings):
     return metrics
 
 
-def load_model(run=None):
-    """A run's best model, rebuilt from its config.json.
+def load_model(run=None, runtime="auto"):
+    """A run's best model, or the shipped one.
 
     Args:
         run: str, Path or None. A run folder; None for the frcunet-lite trained on ISIC 2018 that ships with
             the package (frcunet/pretrained/MODEL_CARD.md: research use, dermoscopic images, not a medical
             device). Defaults to None.
+        runtime: "keras" for a keras.Model (needs Keras), "onnx" for an `OnnxModel` on ONNX Runtime (the
+            shipped model's ONNX file, or the run's current model.onnx from `frcunet export`), "auto" for
+            Keras when it is installed, else ONNX. Defaults to "auto".
 
     Returns:
-        A keras.Model from raw RGB images (0..255) to lesion probabilities.
+        A model from raw RGB images (0..255) to lesion probabilities, which `frcunet.predict` takes.
 
     Raises:
-        UserError: a run folder without a readable config.json or best weights that fit it.
+        UserError: a run folder without a readable config.json or best weights that fit it; a runtime that is
+            not installed, or a run without an ONNX export for runtime "onnx".
     """
+    import importlib.util
+
+    from frcunet.errors import UserError
+
+    if runtime not in ("auto", "keras", "onnx"):
+        raise UserError(f"runtime must be 'auto', 'keras' or 'onnx', got {runtime!r}")
+    keras_installed = importlib.util.find_spec("keras") is not None
+    if runtime == "onnx" or (runtime == "auto" and not keras_installed):
+        from frcunet.prediction import run_onnx_export, shipped_onnx
+
+        model = shipped_onnx() if run is None else run_onnx_export(run)
+        if model is None:
+            raise UserError("no ONNX model to load: install onnxruntime, and for a run export it first with "
+                            f"frcunet export --run {run} --format onnx" if run else
+                            "no ONNX model to load: install onnxruntime (pip install onnxruntime)")
+        return model
+    if not keras_installed:
+        raise UserError("a Keras model needs Keras: pip install 'frcunet[train]' tensorflow-cpu, or use "
+                        "runtime='onnx'")
     from frcunet.runs import load_run_model
 
     return load_run_model(None if run is None else str(run))[0]
 
 
-def predict(model_or_run, images, threshold=None, tta=False, batch_size=8):
+def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_size=8):
     """Lesion probability maps (or masks, given a threshold) for RGB images of any sizes.
 
     Args:
-        model_or_run: keras.Model, str, Path or None. A model from `build_model`/`load_model`, a run folder,
-            or None for the shipped model.
-        images: array or list of arrays. One (H, W, 3) uint8 RGB image or a list of them, any sizes.
-        threshold: float or None. None for probabilities in [0, 1]; a number for boolean masks. Defaults to
-            None.
+        model_or_run: a model from `build_model`/`load_model` (Keras or ONNX), a run folder (str or Path), or
+            None for the shipped model. A run or None predicts on ONNX Runtime where an ONNX model exists and
+            ONNX Runtime is installed (`frcunet predict`'s rule), else with Keras. Defaults to None.
+        images: one image or a list of them: (H, W, 3) uint8 RGB arrays of any sizes, or image files (str or
+            Path), which are read as `frcunet predict` reads them (upright, JPEGs decoded at a reduced scale),
+            so that both give the same masks.
+        threshold: float or None. None for probabilities in [0, 1]; a number strictly between 0 and 1 for
+            boolean masks. Defaults to None.
         tta: bool. Average the predictions of the flipped images. Defaults to False.
         batch_size: int. Images per model call. Defaults to 8.
 
     Returns:
         One (H, W) array per image, at that image's own size (a single array for a single image).
+
+    Raises:
+        UserError: a threshold outside (0, 1), or an image that is neither an RGB uint8 array nor a readable file.
     """
+    import math
+
     import numpy as np
 
-    from frcunet.prediction import predict_arrays
+    from frcunet.errors import UserError
+    from frcunet.prediction import model_size, open_model, predict_batches, resize_probabilities
 
-    model = load_model(model_or_run) if model_or_run is None or isinstance(model_or_run, (str, Path)) \
+    if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)
+                                      and 0 < threshold < 1):
+        raise UserError(f"threshold must lie strictly between 0 and 1 (or be None), got {threshold!r}")
+    model = open_model(model_or_run) if model_or_run is None or isinstance(model_or_run, (str, Path)) \
         else model_or_run
-    single = isinstance(images, np.ndarray) and images.ndim == 3
-    maps = predict_arrays(model, [images] if single else list(images), batch_size, tta)
+    single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3)
+    inputs, sizes = [], []
+    for image in [images] if single else list(images):
+        resized, original = _model_input(image, model_size(model))
+        inputs.append(resized)
+        sizes.append(original)
+    maps = predict_batches(model, np.stack(inputs), batch_size, tta, progress=False) if inputs else []
+    maps = [resize_probabilities(m, size) for m, size in zip(maps, sizes)]
     if threshold is not None:
         maps = [m > threshold for m in maps]
     return maps[0] if single else maps
+
+
+def _model_input(image, size):
+    """(uint8 image at the model's size, original (H, W)) of an array or an image file."""
+    import numpy as np
+
+    from frcunet.errors import UserError
+    from frcunet.prediction import resize_images
+
+    if isinstance(image, (str, Path)):
+        from frcunet.data.imaging import read_image
+
+        resized, original, _ = read_image(Path(image), size)
+        return resized, original
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
+        raise UserError(f"an image must be an (H, W, 3) uint8 RGB array or an image file, got {array.dtype} "
+                        f"{array.shape}")
+    return resize_images(array[None], size)[0], array.shape[:2]

@@ -314,27 +314,39 @@ def _run_evaluate(args):
 def _add_predict(subparsers):
     parser = _verb(subparsers, "predict", _run_predict)
     parser.add_argument("--run", help="run folder with config.json and best.weights.h5 (default: the trained "
-                        "frcunet-lite shipped with the package, see its MODEL_CARD.md)")
+                        "frcunet-lite shipped with the package, see its MODEL_CARD.md); its model.onnx is used "
+                        "when it was exported from the current best weights")
+    parser.add_argument("--onnx", metavar="FILE", help="an ONNX model that frcunet export wrote, instead of --run")
     parser.add_argument("--input", required=True, help="an image file or a folder of images")
     parser.add_argument("--out", required=True, help="folder for the masks (created if missing; other files in "
                         "it are kept, and only masks that predict wrote are replaced)")
     _add_mask_flags(parser)
     parser.add_argument("--probabilities", action="store_true", help="also write <stem>_probability.png (0..255)")
+    parser.add_argument("--workers", type=int, help="threads that decode and write while the network predicts "
+                        "(default: one per core)")
     _add_quiet(parser)
 
 
 def _run_predict(args):
     """Segment new images with a trained run.
 
-    Write <stem>_segmentation.png (0/255, at the input's own size) for an image or for every JPEG, PNG, BMP or
-    TIFF in a folder, with a run's model or, without --run, the frcunet-lite trained on ISIC 2018 that ships
-    with the package. Unreadable files are reported and skipped; the exit status is then non-zero.
+    Write <stem>_segmentation.png (0/255, at the input's own size, upright as viewers show the photo) for an
+    image or for every JPEG, PNG, BMP or TIFF in a folder, with a run's model, an ONNX export (--onnx) or,
+    without either, the frcunet-lite trained on ISIC 2018 that ships with the package. ONNX models run on ONNX
+    Runtime without TensorFlow or Keras. Unreadable files are reported and skipped; the exit status is then
+    non-zero.
     """
-    from frcunet.prediction import predict_files
+    from frcunet.prediction import needs_keras, predict_files
 
     _check_threshold(args.threshold)
+    if args.onnx and args.run:
+        raise UserError("--onnx and --run each name the model; give one of them")
+    if args.workers is not None and args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    if needs_keras(args.run, args.onnx):
+        _import_keras_if_installed()
     written, failed = predict_files(args.run, args.input, args.out, args.threshold, args.probabilities, args.tta,
-                                    args.batch_size, progress=not args.quiet)
+                                    args.batch_size, progress=not args.quiet, onnx=args.onnx, workers=args.workers)
     print(f"wrote {written} masks to {args.out}")
     if failed:
         raise UserError(f"{len(failed)} of {written + len(failed)} inputs could not be read and were skipped: "
@@ -365,20 +377,23 @@ def _run_demo(args):
 
 def _add_export(subparsers):
     parser = _verb(subparsers, "export", _run_export)
-    parser.add_argument("--run", required=True, help="run folder with config.json and best.weights.h5")
+    parser.add_argument("--run", help="run folder with config.json and best.weights.h5")
+    parser.add_argument("--pretrained", action="store_true", help="export the model shipped with the package")
     parser.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel")
-    parser.add_argument("--out", required=True, help="folder to write (replaced only if an earlier export wrote it)")
+    parser.add_argument("--out", help="folder to write (replaced only if an earlier export wrote it); --format onnx "
+                        "of a --run without --out writes the run's own model.onnx, which predict --run uses")
 
 
 def _run_export(args):
-    """Export a run's best model for serving (SavedModel or .keras).
+    """Export a run's best model, or the shipped one, for serving (SavedModel, .keras, ONNX or LiteRT).
 
     savedmodel: a TensorFlow SavedModel whose 'serve' signature takes uint8 RGB images (N, H, W, 3) and returns
-    probabilities (N, H, W, 1). keras: a standalone model.keras.
+    probabilities (N, H, W, 1). onnx (ONNX Runtime) and litert (LiteRT, formerly TensorFlow Lite): the same
+    input and output, the batch dimension dynamic. keras: a standalone model.keras.
     """
-    from frcunet.export import export_run
+    from frcunet.export import export_model
 
-    print(f"wrote {export_run(args.run, args.format, args.out)}")
+    print(f"wrote {export_model(args.format, args.out, args.run, args.pretrained)}")
 
 
 def _add_download(subparsers):
@@ -459,8 +474,18 @@ def make_parser():
     return parser
 
 
-# Verbs that never load Keras: they start in a fraction of a second.
-KERAS_FREE_VERBS = {"prepare", "synth", "download"}
+# Verbs that never load Keras: they start in a fraction of a second. predict loads it only for a model that
+# has no ONNX file (_run_predict).
+KERAS_FREE_VERBS = {"prepare", "synth", "download", "predict"}
+
+
+def _import_keras_if_installed():
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is not None:
+        from frcunet._startup import import_keras_quietly
+
+        import_keras_quietly()
 
 
 class _ConsoleHandler(logging.Handler):

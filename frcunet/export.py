@@ -1,38 +1,126 @@
-"""Export a run's best model for serving: a TensorFlow SavedModel or a standalone .keras file.
+"""Export a run's best model, or the shipped model, for serving: SavedModel, .keras, ONNX or LiteRT.
 
-The SavedModel's `serve` signature takes a batch of uint8 RGB images of the
-run's size, (N, H, W, 3), and returns float32 probabilities (N, H, W, 1); the
-input normalisation is inside. TensorFlow is needed for SavedModel export
-(whatever backend trained the run, since the weights are backend-neutral).
+Every format but .keras takes a batch of uint8 RGB images at the model's size, (N, H, W, 3), with the input
+scaling inside, and returns float32 probabilities (N, H, W, 1); the batch dimension is dynamic. SavedModel,
+ONNX and LiteRT are written by TensorFlow's converters, so they need TensorFlow installed and, for ONNX and
+LiteRT, the TensorFlow backend (the weights are backend-neutral: a run trained on JAX exports the same).
+An ONNX model carries metadata (the network, its options and input size, and the SHA-1 of the weights it
+came from) that `frcunet predict` reads.
 """
 
+import hashlib
 import importlib.util
+import json
 from pathlib import Path
 
 from frcunet.errors import UserError
 from frcunet.names import EXPORT_FORMATS
-from frcunet.saving import atomic_folder, check_output_folder, save_model_atomic
+from frcunet.saving import atomic_folder, atomic_path, check_output_folder, save_model_atomic
 
 FORMATS = EXPORT_FORMATS
+FILE_NAMES = {"keras": "model.keras", "savedmodel": "savedmodel", "onnx": "model.onnx", "litert": "model.tflite"}
 
 
-def export_run(run, fmt, out):
-    """Writes the export into the folder `out` (replaced atomically); returns the path of what was written."""
-    from frcunet.runs import load_run_model
+def _check_tools(fmt):
+    import keras
 
+    if fmt == "keras":
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UserError(f"{fmt} export needs TensorFlow: pip install tensorflow-cpu (or use --format keras)")
+    if fmt in ("onnx", "litert") and keras.backend.backend() != "tensorflow":
+        raise UserError(f"{fmt} export runs on the TensorFlow backend: run it with KERAS_BACKEND=tensorflow (the "
+                        "weights are the same whichever backend trained them)")
+    if fmt == "onnx" and importlib.util.find_spec("tf2onnx") is None:
+        raise UserError("onnx export needs tf2onnx: pip install tf2onnx onnx")
+
+
+def _source(run, pretrained):
+    """(model, RunRecord, weights file, label) of what is exported."""
+    from frcunet.runs import BEST_WEIGHTS, load_run_model
+
+    if pretrained:
+        from frcunet.pretrained import PRETRAINED_DIR, WEIGHTS_FILE
+
+        model, record = load_run_model(None)
+        return model, record, PRETRAINED_DIR / WEIGHTS_FILE, "pretrained"
+    model, record = load_run_model(run)
+    return model, record, Path(run) / BEST_WEIGHTS, str(run)
+
+
+def export_model(fmt, out=None, run=None, pretrained=False):
+    """Writes the export; returns the path of what was written.
+
+    `out` is a folder (replaced atomically when an earlier export wrote it). With `fmt` "onnx", a run and no
+    `out`, the export goes into the run folder as its `model.onnx`, which `frcunet predict --run` then uses.
+    """
     if fmt not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}")
-    if fmt == "savedmodel" and importlib.util.find_spec("tensorflow") is None:
-        raise UserError("SavedModel export needs TensorFlow: pip install tensorflow-cpu (or use --format keras)")
+    if pretrained and run:
+        raise UserError("--pretrained exports the shipped model; drop --run (or --pretrained)")
+    if not pretrained and not run:
+        raise UserError("give --run RUN to export a run, or --pretrained for the model shipped in the package")
+    _check_tools(fmt)
+    if out is None and not (fmt == "onnx" and run):
+        raise UserError("give --out FOLDER (only --format onnx of a --run may go into the run folder itself)")
+    if out is not None:
+        check_output_folder(Path(out), "export", keep_clear=(run,) if run else ())
+    model, record, weights, label = _source(run, pretrained)
+    weights_sha1 = hashlib.sha1(weights.read_bytes()).hexdigest()
+    if out is None:
+        from frcunet.prediction import RUN_ONNX
+
+        path = Path(run) / RUN_ONNX
+        with atomic_path(path) as temporary:
+            _write(fmt, model, record, temporary, weights_sha1, label)
+        if hashlib.sha1(weights.read_bytes()).hexdigest() != weights_sha1:
+            path.unlink()
+            raise UserError(f"{weights} changed while it was exported (is the run still training?); export again "
+                            "when it has finished")
+        return path
     out = Path(out)
-    check_output_folder(out, "export", keep_clear=(run,))
-    model, record = load_run_model(run)
-    with atomic_folder(out, "export", keep_clear=(run,)) as staging:
-        if fmt == "keras":
-            save_model_atomic(model, staging / "model.keras")
-        else:
-            _write_saved_model(model, record.size, staging / "savedmodel")
-    return out / ("model.keras" if fmt == "keras" else "savedmodel")
+    with atomic_folder(out, "export", keep_clear=(run,) if run else ()) as staging:
+        _write(fmt, model, record, staging / FILE_NAMES[fmt], weights_sha1, label)
+    return out / FILE_NAMES[fmt]
+
+
+def _write(fmt, model, record, path, weights_sha1, label):
+    if fmt == "keras":
+        save_model_atomic(model, path)
+    elif fmt == "savedmodel":
+        _write_saved_model(model, record.size, path)
+    elif fmt == "onnx":
+        write_onnx(model, record, path, weights_sha1, label)
+    else:
+        _uint8_model(model, record.size).export(str(path), format="litert", verbose=False)
+
+
+def _uint8_model(model, size):
+    """`model` behind a uint8 input: what every serving format takes."""
+    import keras
+    import numpy as np
+
+    images = keras.Input((*size, 3), dtype="uint8", name="images")
+    wrapped = keras.Model(images, model(keras.ops.cast(images, "float32")), name=f"{model.name}_uint8")
+    wrapped(np.zeros((1, *size, 3), np.uint8))  # Keras' ONNX export refuses a model that was never called
+    return wrapped
+
+
+def write_onnx(model, record, path, weights_sha1, label):
+    """An ONNX model of `model` (uint8 images in, "probabilities" out) with frcunet's metadata."""
+    import onnx
+
+    _uint8_model(model, record.size).export(str(path), format="onnx", verbose=False)
+    proto = onnx.load(str(path))
+    produced = proto.graph.output[0].name
+    for node in proto.graph.node:
+        node.output[:] = ["probabilities" if name == produced else name for name in node.output]
+    proto.graph.output[0].name = "probabilities"
+    onnx.helper.set_model_props(proto, {
+        "frcunet_model": record.model, "frcunet_model_options": json.dumps(record.model_options, sort_keys=True),
+        "frcunet_size": f"{record.size[0]} {record.size[1]}", "frcunet_weights_sha1": weights_sha1,
+        "frcunet_source": label})
+    onnx.save(proto, str(path))
 
 
 def _write_saved_model(model, size, path):

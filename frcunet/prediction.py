@@ -1,16 +1,40 @@
-"""Prediction: probability maps for images of any size, with optional flip averaging (TTA)."""
+"""Prediction: probability maps for images of any size, with optional flip averaging (TTA).
+
+A model here is either a Keras model (float input) or an `OnnxModel` (uint8 input, ONNX Runtime); both give
+the same probabilities. Keras-free: predicting with the shipped model or an ONNX export imports neither
+TensorFlow nor Keras, and a folder is predicted with decoding, the network and writing overlapped.
+"""
 
 import logging
+import os
 import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from frcunet.errors import UserError
 from frcunet.names import IMAGE_SUFFIXES
+from frcunet.onnx_model import OnnxModel, onnxruntime_available
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
+
+RUN_ONNX = "model.onnx"  # a run's own ONNX export (frcunet export --run RUN --format onnx)
+
+
+def model_size(model):
+    """(height, width) the model takes."""
+    return tuple(model.size) if isinstance(model, OnnxModel) else tuple(model.input_shape[1:3])
+
+
+def _probabilities(model, batch):
+    """(N, H, W) float32 probabilities of a uint8 batch (N, H, W, 3)."""
+    if isinstance(model, OnnxModel):
+        return np.asarray(model(batch), dtype=np.float32)[..., 0]
+    return np.asarray(model(np.asarray(batch, np.float32), training=False), dtype=np.float32)[..., 0]
 
 
 def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc="predicting"):
@@ -20,22 +44,19 @@ def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc=
     flips are averaged (each flipped back first).
     """
     if batch_size < 1:
-        from frcunet.errors import UserError
-
         raise UserError("--batch-size must be at least 1")
     results = []
     flips = [(), (2,), (1,), (1, 2)] if tta else [()]
     with tqdm(total=len(images), desc=desc, unit="image", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, len(images), batch_size):
-            batch = np.asarray(images[start: start + batch_size], dtype=np.float32)
+            batch = np.asarray(images[start: start + batch_size], dtype=np.uint8)
             total = np.zeros(batch.shape[:3], np.float32)
             for axes in flips:
-                flipped = np.flip(batch, axes) if axes else batch
-                out = np.asarray(model(flipped, training=False), dtype=np.float32)[..., 0]
+                out = _probabilities(model, np.flip(batch, axes) if axes else batch)
                 total += np.flip(out, axes) if axes else out
             results.append(total / len(flips))
             bar.update(len(batch))
-    return np.concatenate(results) if results else np.zeros((0, *model.input_shape[1:3]), np.float32)
+    return np.concatenate(results) if results else np.zeros((0, *model_size(model)), np.float32)
 
 
 def resize_probabilities(probabilities, size):
@@ -47,37 +68,85 @@ def resize_probabilities(probabilities, size):
 
 
 def resize_images(images, size):
-    """uint8 RGB images resized (antialiased) to size = (H, W)."""
+    """uint8 RGB images resized to size = (H, W) with the resize every model input gets."""
+    from frcunet.data.imaging import resize_rgb
+
     if images.shape[1:3] == tuple(size):
         return images
-    return np.stack([
-        np.asarray(Image.fromarray(np.asarray(image)).resize((size[1], size[0]), Image.Resampling.BICUBIC))
-        for image in images
-    ])
+    return np.stack([np.asarray(resize_rgb(Image.fromarray(np.asarray(image)), size)) for image in images])
 
 
 def predict_arrays(model, images, batch_size=8, tta=False, progress=False):
     """Python API: probability maps for a list of uint8 RGB arrays of any sizes, each at its own size."""
-    size = model.input_shape[1:3]
+    size = model_size(model)
     resized = np.stack([resize_images(np.asarray(image)[None], size)[0] for image in images])
     probabilities = predict_batches(model, resized, batch_size, tta, progress)
     return [resize_probabilities(p, np.asarray(image).shape[:2]) for p, image in zip(probabilities, images)]
 
 
-def save_mask_png(mask, path):
-    """A 0/255 8-bit PNG of a boolean mask, written atomically."""
-    from frcunet.saving import atomic_path
+def _weights_sha1(path):
+    import hashlib
 
-    with atomic_path(path) as temporary:
-        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(temporary, format="PNG")
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def run_onnx_export(run):
+    """The run's own ONNX export when it exists and was exported from its current best weights, else None."""
+    from frcunet.runs import BEST_WEIGHTS
+
+    path = Path(run) / RUN_ONNX
+    if not path.is_file() or not onnxruntime_available():
+        return None
+    model = OnnxModel(path)
+    if model.metadata.get("frcunet_weights_sha1") != _weights_sha1(Path(run) / BEST_WEIGHTS):
+        log.warning(f"{path} was exported from other weights than {Path(run) / BEST_WEIGHTS}; predicting with Keras "
+                    f"(run frcunet export --run {run} --format onnx to export them again)")
+        return None
+    return model
+
+
+def shipped_onnx():
+    """The shipped model's ONNX file, or None when ONNX Runtime is not installed or the file is missing."""
+    from frcunet.pretrained import ONNX_FILE, PRETRAINED_DIR
+
+    path = PRETRAINED_DIR / ONNX_FILE
+    return OnnxModel(path) if path.is_file() and onnxruntime_available() else None
+
+
+def needs_keras(run=None, onnx=None):
+    """Whether `open_model(run, onnx)` will load Keras (so the command line imports it quietly first)."""
+    if onnx:
+        return False
+    from frcunet.pretrained import ONNX_FILE, PRETRAINED_DIR
+
+    path = PRETRAINED_DIR / ONNX_FILE if run is None else Path(run) / RUN_ONNX
+    return not (path.is_file() and onnxruntime_available())
+
+
+def open_model(run=None, onnx=None):
+    """The model to predict with: an ONNX file, a run (its ONNX export when current, else Keras), or with
+    neither the shipped model (its ONNX file on ONNX Runtime when installed, else Keras)."""
+    import importlib.util
+
+    if onnx:
+        return OnnxModel(onnx)
+    model = shipped_onnx() if run is None else run_onnx_export(run)
+    if model is not None:
+        return model
+    if importlib.util.find_spec("keras") is None:
+        where = "the shipped model's ONNX file is missing; reinstall frcunet" if run is None else \
+            f"{run} has no current ONNX export; run frcunet export --run {run} --format onnx where Keras is installed"
+        raise UserError(f"predicting needs ONNX Runtime with an ONNX model, or Keras: {where}, pass --onnx FILE, "
+                        "or install the training stack (pip install 'frcunet[train]' tensorflow-cpu)")
+    from frcunet.runs import load_run_model
+
+    return load_run_model(run)[0]
 
 
 PREDICTED_RECORD = ".frcunet-predicted"  # the files predict wrote into --out; only those are ever replaced
 
 
 def _input_files(source):
-    from frcunet.errors import UserError
-
     source = Path(source)
     if source.is_file():
         return [source]
@@ -91,8 +160,6 @@ def _input_files(source):
 
 def _output_names(files, probabilities):
     """{input file: its output names}; refuses two inputs that would write the same names."""
-    from frcunet.errors import UserError
-
     by_stem = {}
     for path in files:
         by_stem.setdefault(path.stem, []).append(path.name)
@@ -103,15 +170,46 @@ def _output_names(files, probabilities):
     return {path: [path.stem + suffix for suffix in suffixes] for path in files}
 
 
-def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True):
-    """Segments files with a run's model (run None: the shipped model); returns (number written, list of
-    "file: reason" for unreadable inputs).
+def _in_order(pool, function, items, ahead):
+    """(item, result, UserError or None) for each item, in order, with at most `ahead` items in flight."""
+    def finish(item, future):
+        try:
+            return item, future.result(), None
+        except UserError as exc:
+            return item, None, exc
 
-    Masks go into `out`, which may hold other files: only files that predict wrote are ever replaced.
+    pending = deque()
+    for item in items:
+        pending.append((item, pool.submit(function, item)))
+        if len(pending) > ahead:
+            yield finish(*pending.popleft())
+    while pending:
+        yield finish(*pending.popleft())
+
+
+def _batches(decoded, batch_size):
+    """Lists of up to `batch_size` decoded entries (failed ones included, in their place)."""
+    batch = []
+    for entry in decoded:
+        batch.append(entry)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True,
+                  onnx=None, workers=None):
+    """Segments files with a model (an ONNX file, a run, or with neither the shipped model); returns (number
+    written, list of "file: reason" for unreadable inputs).
+
+    Masks go into `out`, which may hold other files: only files that predict wrote are ever replaced, and a
+    file is recorded as predict's only once it is written. Decoding and writing run on `workers` threads
+    (default: one per core) while the network predicts, with a bounded number of images in flight, so a
+    folder of any size is predicted in bounded memory; the masks are those of a sequential run.
     """
     from frcunet.data.imaging import read_image
-    from frcunet.errors import UserError
-    from frcunet.runs import load_run_model
     from frcunet.saving import OwnedEntries, check_folder_path
 
     if batch_size < 1:
@@ -125,34 +223,51 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     if foreign:
         raise UserError(f"{out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
                         "not written by frcunet predict; it is left untouched: choose another --out")
-    model, record = load_run_model(run)
-    size = record.size
+    model = open_model(run, onnx)
+    size = model_size(model)
     out.mkdir(parents=True, exist_ok=True)
-    ours.add(name for file_names in names.values() for name in file_names)
+    workers = max(1, workers or os.cpu_count() or 1)
+
+    def write(path, probability, original):
+        probability = resize_probabilities(probability, original)
+        save_mask_png(probability > threshold, out / names[path][0])
+        if probabilities:
+            _save_probability_png(probability, out / names[path][1])
+        return path
+
     failed, written = [], 0
-    with tqdm(total=len(files), desc="predicting", unit="image", disable=not progress, file=sys.stderr) as bar:
-        for start in range(0, len(files), batch_size):
-            batch, originals, sources = [], [], []
-            for path in files[start: start + batch_size]:
-                try:
-                    image, original, _ = read_image(path, size)
-                except UserError as exc:
-                    failed.append(f"{path.name}: {exc}")
-                    log.warning(f"skipping {path}: {exc}")
-                    continue
-                batch.append(image)
-                originals.append(original)
-                sources.append(path)
-            if batch:
-                maps = predict_batches(model, np.stack(batch), batch_size, tta, progress=False)
-                for probability, original, path in zip(maps, originals, sources):
-                    probability = resize_probabilities(probability, original)
-                    save_mask_png(probability > threshold, out / names[path][0])
-                    if probabilities:
-                        _save_probability_png(probability, out / names[path][1])
-                    written += 1
-            bar.update(min(batch_size, len(files) - start))
+    with ThreadPoolExecutor(workers) as pool, \
+            tqdm(total=len(files), desc="predicting", unit="image", disable=not progress, file=sys.stderr) as bar:
+        decoded = _in_order(pool, lambda path: read_image(path, size)[:2], files, ahead=2 * batch_size)
+        writes = deque()
+        for batch in _batches(decoded, batch_size):
+            readable = [(path, result) for path, result, error in batch if error is None]
+            for path, _, error in batch:
+                if error is not None:
+                    failed.append(f"{path.name}: {error}")
+                    log.warning(f"skipping {path}: {error}")
+            if readable:
+                maps = predict_batches(model, np.stack([image for _, (image, _) in readable]), batch_size, tta,
+                                       progress=False)
+                writes.extend(pool.submit(write, path, probability, original)
+                              for probability, (path, (_, original)) in zip(maps, readable))
+            # Bounded: wait for the oldest writes before predicting further, and record those written.
+            done = [writes.popleft().result() for _ in range(max(0, len(writes) - 2 * batch_size))]
+            ours.add(name for path in done for name in names[path])
+            written += len(done)
+            bar.update(len(batch))
+        done = [future.result() for future in writes]
+        ours.add(name for path in done for name in names[path])
+        written += len(done)
     return written, failed
+
+
+def save_mask_png(mask, path):
+    """A 0/255 8-bit PNG of a boolean mask, written atomically."""
+    from frcunet.saving import atomic_path
+
+    with atomic_path(path) as temporary:
+        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(temporary, format="PNG")
 
 
 def _save_probability_png(probability, path):

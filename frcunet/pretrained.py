@@ -18,6 +18,7 @@ from frcunet.errors import UserError
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 WEIGHTS_FILE = "frcunet_lite_isic2018.npz"
 RECORD_FILE = "frcunet_lite_isic2018.json"
+ONNX_FILE = "frcunet_lite_isic2018.onnx"  # the same weights as an ONNX model: prediction without TensorFlow
 MODEL_CARD = "MODEL_CARD.md"
 # What `--init-weights` / `init_weights=` takes to start a training from the shipped model.
 PRETRAINED_NAME = "pretrained"

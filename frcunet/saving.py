@@ -166,6 +166,9 @@ class OwnedEntries:
         return [name for name in names if (self.record.parent / name).exists() and name not in self.names]
 
     def add(self, names):
-        self.names.update(names)
+        new = set(names) - self.names
+        if not new:
+            return
+        self.names.update(new)
         with atomic_path(self.record) as temporary:
             temporary.write_text("\n".join(sorted(self.names)) + "\n")

@@ -307,11 +307,11 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
     return [*swap, *_recalibration(config), nan_guard, *stateful.values(), *logs, resumable], best, nan_guard
 
 
-RUN_FILES = {"config.json", "best.weights.h5", "model.keras", "history.csv", "logs", "resume"}
+RUN_FILES = {"config.json", "best.weights.h5", "model.keras", "model.onnx", "history.csv", "logs", "resume"}
 
 
 def _start_fresh(run):
-    for name in ("best.weights.h5", "model.keras", "history.csv"):
+    for name in ("best.weights.h5", "model.keras", "model.onnx", "history.csv"):
         (run / name).unlink(missing_ok=True)
     for old in (run / "resume").glob("*"):
         old.unlink()

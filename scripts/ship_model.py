@@ -2,12 +2,15 @@
 
     python scripts/ship_model.py --run weights/isic128_cpu_final --data data/isic128 \
         --evaluation output/isic128_cpu_final
+    python scripts/ship_model.py --onnx-only       # only the ONNX file, again, from the shipped weights
 
 Writes the run's best weights as float16 (`frcunet_lite_isic2018.npz`) and a record
 (`frcunet_lite_isic2018.json`) with the architecture, input size, the training settings, the
 test metrics of `--evaluation` (its metrics.json) and the ids of the held-out test images, then reloads
 the stored model and reports how far its probabilities are from the float32 run's on the test images.
-MODEL_CARD.md beside them is written by hand from the record.
+It then exports the stored model (the float16 weights, as float32) to `frcunet_lite_isic2018.onnx`, the file
+that `frcunet predict` runs on ONNX Runtime, and puts its SHA-1 into the record. Needs the TensorFlow backend
+and tf2onnx. MODEL_CARD.md beside them is written by hand from the record.
 """
 
 import argparse
@@ -28,11 +31,17 @@ def main():
     from frcunet.runs import load_run_model
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True)
-    parser.add_argument("--data", required=True, help="the prepared folder the run trained on")
-    parser.add_argument("--evaluation", required=True, help="frcunet evaluate's output folder for the run")
+    parser.add_argument("--run")
+    parser.add_argument("--data", help="the prepared folder the run trained on")
+    parser.add_argument("--evaluation", help="frcunet evaluate's output folder for the run")
     parser.add_argument("--out", default=str(PRETRAINED_DIR))
+    parser.add_argument("--onnx-only", action="store_true", help="only export the shipped weights as ONNX again")
     args = parser.parse_args()
+    if args.onnx_only:
+        ship_onnx(args.out)
+        return
+    if not (args.run and args.data and args.evaluation):
+        parser.error("--run, --data and --evaluation are needed (or --onnx-only)")
 
     model, record = load_run_model(args.run)
     config = record.settings
@@ -61,6 +70,28 @@ def main():
     size = sum(p.stat().st_size for p in Path(args.out).glob("frcunet_lite_isic2018.*"))
     print(f"wrote {args.out}: {size / 1e6:.2f} MB; float16 vs float32 probabilities on {len(images)} test images: "
           f"max |difference| {np.abs(before - after).max():.2e}, mask pixels changed {changed:.2e}")
+    ship_onnx(args.out)
+
+
+def ship_onnx(folder):
+    """The shipped weights as an ONNX model beside them, its SHA-1 in the record."""
+    import hashlib
+
+    from frcunet.export import write_onnx
+    from frcunet.pretrained import ONNX_FILE, RECORD_FILE, WEIGHTS_FILE, load_pretrained_model
+    from frcunet.runs import RunRecord
+    from frcunet.saving import atomic_path
+
+    folder = Path(folder)
+    model, values = load_pretrained_model(folder)
+    weights_sha1 = hashlib.sha1((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    with atomic_path(folder / ONNX_FILE) as temporary:
+        write_onnx(model, RunRecord.from_dict(values, folder / RECORD_FILE), temporary, weights_sha1, "pretrained")
+    onnx_sha1 = hashlib.sha1((folder / ONNX_FILE).read_bytes()).hexdigest()
+    values["onnx"] = {"file": ONNX_FILE, "sha1": onnx_sha1, "weights_sha1": weights_sha1}
+    with atomic_path(folder / RECORD_FILE) as temporary:
+        temporary.write_text(json.dumps(values, indent=1))
+    print(f"wrote {folder / ONNX_FILE}: {(folder / ONNX_FILE).stat().st_size / 1e6:.2f} MB, SHA-1 {onnx_sha1}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageOps
 
 from frcunet.errors import UserError
 
@@ -75,20 +75,42 @@ def _as_8bit(values):
     return np.rint(values * (255.0 / scale)).astype(np.uint8)
 
 
+# EXIF orientations (tag 0x0112) that swap width and height: a photo taken in portrait, stored in landscape.
+_ORIENTATION_TAG, _TRANSPOSING = 0x0112, (5, 6, 7, 8)
+
+
+def _upright(image):
+    """The image as viewers show it: its EXIF orientation applied (most phone photos carry one)."""
+    return ImageOps.exif_transpose(image) if image.getexif().get(_ORIENTATION_TAG, 1) != 1 else image
+
+
+def upright_size(image):
+    """(height, width) of an opened image as viewers show it (EXIF orientation applied)."""
+    width, height = image.size
+    transposed = image.getexif().get(_ORIENTATION_TAG, 1) in _TRANSPOSING
+    return (width, height) if transposed else (height, width)
+
+
+def resize_rgb(image, size):
+    """An RGB PIL image resized to `size` = (H, W): bicubic, antialiased. The one resize of every model input
+    (prepare, evaluate --resize, predict on files and on arrays), so that they all give the same pixels."""
+    return image.resize((size[1], size[0]), Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
 def read_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
-    """RGB uint8 (H, W, 3) at `size` = (H, W), antialiased; returns (array, original (H, W), sha1)."""
+    """RGB uint8 (H, W, 3) at `size` = (H, W), antialiased and upright (EXIF orientation applied); returns
+    (array, original (H, W) as viewers show it, sha1)."""
     image, digest = _open(path, max_pixels)
-    original = (image.size[1], image.size[0])
+    original = upright_size(image)
     height, width = size
-    # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale while staying >= the target.
-    image.draft("RGB", (width, height))
-    image = _load(image, path)
+    # JPEG draft mode decodes at 1/2, 1/4 or 1/8 scale while staying >= the target (in the stored orientation).
+    image.draft("RGB", (width, height) if original == (image.size[1], image.size[0]) else (height, width))
+    image = _upright(_load(image, path))
     if image.mode in WIDE_MODES:
         image = Image.fromarray(_as_8bit(np.asarray(image)))
     if image.mode != "RGB":
         image = image.convert("RGB")  # grayscale, RGBA (alpha dropped), CMYK, palette
-    image = image.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
-    return np.asarray(image, dtype=np.uint8), original, digest
+    return np.asarray(resize_rgb(image, size), dtype=np.uint8), original, digest
 
 
 def mask_threshold(low, high):
@@ -128,8 +150,8 @@ def _mask_as_0_255(image):
 def read_mask(path, size, max_pixels=DEFAULT_MAX_PIXELS):
     """0/1 uint8 (H, W): binarised, resized as a coverage fraction, binarised again at one half."""
     image, digest = _open(path, max_pixels)
-    original = (image.size[1], image.size[0])
-    binary = _mask_as_0_255(_load(image, path))
+    original = upright_size(image)
+    binary = _mask_as_0_255(_upright(_load(image, path)))
     coverage = binary.resize((size[1], size[0]), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return (np.asarray(coverage) >= 128).astype(np.uint8), original, digest
 
