@@ -323,7 +323,7 @@ def _add_predict(subparsers):
     _add_mask_flags(parser)
     parser.add_argument("--probabilities", action="store_true", help="also write <stem>_probability.png (0..255)")
     parser.add_argument("--workers", type=int, help="threads that decode and write while the network predicts "
-                        "(default: one per core)")
+                        "(default: one per core, and one more)")
     _add_quiet(parser)
 
 

@@ -54,6 +54,9 @@ class OnnxModel:
         options.log_severity_level = 3  # errors only: its warnings would stand before the command's own lines
         if threads:
             options.intra_op_num_threads = int(threads)
+        # Idle threads sleep instead of spinning: predict decodes and writes on the same cores between batches
+        # (spinning took the cores from them: 53 against 13x images/s on 2 cores, docs/benchmarks.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own classes (InvalidProtobuf, Fail, ...)

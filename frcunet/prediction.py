@@ -90,14 +90,14 @@ def _weights_sha1(path):
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()
 
 
-def run_onnx_export(run):
+def run_onnx_export(run, threads=None):
     """The run's own ONNX export when it exists and was exported from its current best weights, else None."""
     from frcunet.runs import BEST_WEIGHTS
 
     path = Path(run) / RUN_ONNX
     if not path.is_file() or not onnxruntime_available():
         return None
-    model = OnnxModel(path)
+    model = OnnxModel(path, threads)
     if model.metadata.get("frcunet_weights_sha1") != _weights_sha1(Path(run) / BEST_WEIGHTS):
         log.warning(f"{path} was exported from other weights than {Path(run) / BEST_WEIGHTS}; predicting with Keras "
                     f"(run frcunet export --run {run} --format onnx to export them again)")
@@ -105,12 +105,12 @@ def run_onnx_export(run):
     return model
 
 
-def shipped_onnx():
+def shipped_onnx(threads=None):
     """The shipped model's ONNX file, or None when ONNX Runtime is not installed or the file is missing."""
     from frcunet.pretrained import ONNX_FILE, PRETRAINED_DIR
 
     path = PRETRAINED_DIR / ONNX_FILE
-    return OnnxModel(path) if path.is_file() and onnxruntime_available() else None
+    return OnnxModel(path, threads) if path.is_file() and onnxruntime_available() else None
 
 
 def needs_keras(run=None, onnx=None):
@@ -123,14 +123,15 @@ def needs_keras(run=None, onnx=None):
     return not (path.is_file() and onnxruntime_available())
 
 
-def open_model(run=None, onnx=None):
+def open_model(run=None, onnx=None, threads=None):
     """The model to predict with: an ONNX file, a run (its ONNX export when current, else Keras), or with
-    neither the shipped model (its ONNX file on ONNX Runtime when installed, else Keras)."""
+    neither the shipped model (its ONNX file on ONNX Runtime when installed, else Keras). `threads`: ONNX
+    Runtime's threads (None: one per core)."""
     import importlib.util
 
     if onnx:
-        return OnnxModel(onnx)
-    model = shipped_onnx() if run is None else run_onnx_export(run)
+        return OnnxModel(onnx, threads)
+    model = shipped_onnx(threads) if run is None else run_onnx_export(run, threads)
     if model is not None:
         return model
     if importlib.util.find_spec("keras") is None:
@@ -170,33 +171,40 @@ def _output_names(files, probabilities):
     return {path: [path.stem + suffix for suffix in suffixes] for path in files}
 
 
-def _in_order(pool, function, items, ahead):
-    """(item, result, UserError or None) for each item, in order, with at most `ahead` items in flight."""
-    def finish(item, future):
+class _Prefetch:
+    """Decodes files on a thread pool ahead of their use, in order, with at most `ahead` in flight.
+
+    `top_up` queues more decoding whenever there is room, so that the pool always has work while the
+    network runs or the caller waits for writes; `take(n)` returns the next n (path, result, UserError or
+    None), waiting for them.
+    """
+
+    def __init__(self, pool, function, paths, ahead):
+        self.pool, self.function, self.ahead = pool, function, ahead
+        self.paths, self.pending = iter(paths), deque()
+        self.top_up()
+
+    def top_up(self):
+        while len(self.pending) < self.ahead:
+            path = next(self.paths, None)
+            if path is None:
+                return
+            self.pending.append((path, self.pool.submit(self.function, path)))
+
+    def __bool__(self):
+        return bool(self.pending)
+
+    def take(self, count):
+        taken = [self.pending.popleft() for _ in range(min(count, len(self.pending)))]
+        self.top_up()
+        return [self._result(path, future) for path, future in taken]
+
+    @staticmethod
+    def _result(path, future):
         try:
-            return item, future.result(), None
+            return path, future.result(), None
         except UserError as exc:
-            return item, None, exc
-
-    pending = deque()
-    for item in items:
-        pending.append((item, pool.submit(function, item)))
-        if len(pending) > ahead:
-            yield finish(*pending.popleft())
-    while pending:
-        yield finish(*pending.popleft())
-
-
-def _batches(decoded, batch_size):
-    """Lists of up to `batch_size` decoded entries (failed ones included, in their place)."""
-    batch = []
-    for entry in decoded:
-        batch.append(entry)
-        if len(batch) == batch_size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+            return path, None, exc
 
 
 def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True,
@@ -206,7 +214,7 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
 
     Masks go into `out`, which may hold other files: only files that predict wrote are ever replaced, and a
     file is recorded as predict's only once it is written. Decoding and writing run on `workers` threads
-    (default: one per core) while the network predicts, with a bounded number of images in flight, so a
+    (default: one per core and one more) while the network predicts, with a bounded number of images in flight, so a
     folder of any size is predicted in bounded memory; the masks are those of a sequential run.
     """
     from frcunet.data.imaging import read_image
@@ -223,10 +231,16 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     if foreign:
         raise UserError(f"{out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
                         "not written by frcunet predict; it is left untouched: choose another --out")
-    model = open_model(run, onnx)
+    cores = os.cpu_count() or 1
+    # A quarter of the cores for the network, the rest decode and write: the network is about a quarter of an
+    # image's CPU time on full-size photos, and one ONNX Runtime thread does more per core than two (on 2 cores:
+    # 230 against 170 images/s per core at 128x128; docs/benchmarks.md).
+    model = open_model(run, onnx, threads=max(1, cores // 4))
     size = model_size(model)
     out.mkdir(parents=True, exist_ok=True)
-    workers = max(1, workers or os.cpu_count() or 1)
+    # One more than the cores: a thread is often waiting for the file system (measured: 3 threads on 2 cores
+    # predicted 86 images/s, 2 threads 66, docs/benchmarks.md).
+    workers = max(1, workers or cores + 1)
 
     def write(path, probability, original):
         probability = resize_probabilities(probability, original)
@@ -236,11 +250,15 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
         return path
 
     failed, written = [], 0
+    # Decoded images are small (the model's size) and a write holds the small map until it resizes it, so
+    # a few batches in flight keep every core busy in bounded memory, whatever the number of files.
+    in_flight = 4 * batch_size
     with ThreadPoolExecutor(workers) as pool, \
             tqdm(total=len(files), desc="predicting", unit="image", disable=not progress, file=sys.stderr) as bar:
-        decoded = _in_order(pool, lambda path: read_image(path, size)[:2], files, ahead=2 * batch_size)
+        decoded = _Prefetch(pool, lambda path: read_image(path, size)[:2], files, in_flight)
         writes = deque()
-        for batch in _batches(decoded, batch_size):
+        while decoded:
+            batch = decoded.take(batch_size)
             readable = [(path, result) for path, result, error in batch if error is None]
             for path, _, error in batch:
                 if error is not None:
@@ -251,8 +269,10 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
                                        progress=False)
                 writes.extend(pool.submit(write, path, probability, original)
                               for probability, (path, (_, original)) in zip(maps, readable))
-            # Bounded: wait for the oldest writes before predicting further, and record those written.
-            done = [writes.popleft().result() for _ in range(max(0, len(writes) - 2 * batch_size))]
+            # Record what is written; wait for the oldest writes only when too many are pending.
+            done = [writes.popleft().result() for _ in range(max(0, len(writes) - in_flight))]
+            while writes and writes[0].done():
+                done.append(writes.popleft().result())
             ours.add(name for path in done for name in names[path])
             written += len(done)
             bar.update(len(batch))
@@ -267,7 +287,7 @@ def save_mask_png(mask, path):
     from frcunet.saving import atomic_path
 
     with atomic_path(path) as temporary:
-        Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(temporary, format="PNG")
+        Image.fromarray(np.asarray(mask, bool).view(np.uint8) * np.uint8(255)).save(temporary, format="PNG")
 
 
 def _save_probability_png(probability, path):

@@ -231,19 +231,24 @@ def test_overlapped_prediction_writes_what_a_sequential_one_writes(shared_data, 
 def test_images_in_flight_stay_bounded():
     from concurrent.futures import ThreadPoolExecutor
 
-    from frcunet.prediction import _in_order
+    from frcunet.prediction import _Prefetch
 
     taken = []
 
-    def items():
+    def paths():
         for i in range(1000):
             taken.append(i)
             yield i
 
     with ThreadPoolExecutor(2) as pool:
-        for count, (item, result, error) in enumerate(_in_order(pool, lambda i: i * 2, items(), ahead=6)):
-            assert result == 2 * item and error is None and item == count
-            assert len(taken) - count <= 7  # never more than `ahead` + 1 decoded before they are used
+        decoded = _Prefetch(pool, lambda i: i * 2, paths(), ahead=6)
+        used = 0
+        while decoded:
+            for item, result, error in decoded.take(4):
+                assert result == 2 * item and error is None and item == used
+                used += 1
+            assert len(taken) - used <= 6  # never more than `ahead` decoded before they are used
+    assert used == 1000
 
 
 @pytest.mark.long
