@@ -11,28 +11,32 @@ Only `frcunet.cli` calls this, before a verb that needs Keras: the library itsel
 host program's stderr.
 """
 
+import contextlib
 import os
 import sys
 import tempfile
 
+from frcunet.errors import UserError
 
-def import_keras_quietly():
-    if os.environ.get("FRCUNET_BACKEND_LOGS") == "1" or "keras" in sys.modules:
-        import keras  # noqa: F401
 
+@contextlib.contextmanager
+def native_stderr_captured():
+    """Points file descriptor 2 at a temporary file for the block; replays it if the block fails unexpectedly.
+
+    TensorFlow's C++ layer logs to the descriptor directly (its import banner, the LiteRT converter's
+    "NodeDef mentions attribute" line), past Python's sys.stderr. FRCUNET_BACKEND_LOGS=1 leaves it alone.
+    """
+    if os.environ.get("FRCUNET_BACKEND_LOGS") == "1":
+        yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import keras  # noqa: F401
-
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf  # the second banner comes with the first device query
-
-                tf.config.list_physical_devices("CPU")
+            yield
+        except UserError:
+            raise  # the user's mistake is the one line to show
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
@@ -42,3 +46,15 @@ def import_keras_quietly():
             os.dup2(saved, 2)
             os.close(saved)
 
+
+def import_keras_quietly():
+    if "keras" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with native_stderr_captured():
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # the second banner comes with the first device query
+
+            tf.config.list_physical_devices("CPU")

@@ -391,9 +391,12 @@ def _run_export(args):
     probabilities (N, H, W, 1). onnx (ONNX Runtime) and litert (LiteRT, formerly TensorFlow Lite): the same
     input and output, the batch dimension dynamic. keras: a standalone model.keras.
     """
+    from frcunet._startup import native_stderr_captured
     from frcunet.export import export_model
 
-    print(f"wrote {export_model(args.format, args.out, args.run, args.pretrained)}")
+    with native_stderr_captured():  # the converters' native log lines; replayed if the export fails
+        written = export_model(args.format, args.out, args.run, args.pretrained)
+    print(f"wrote {written}")
 
 
 def _add_download(subparsers):

@@ -108,9 +108,13 @@ def _uint8_model(model, size):
 
 def write_onnx(model, record, path, weights_sha1, label):
     """An ONNX model of `model` (uint8 images in, "probabilities" out) with frcunet's metadata."""
+    import warnings
+
     import onnx
 
-    _uint8_model(model, record.size).export(str(path), format="onnx", verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # Keras' tf2onnx shim probes np.object
+        _uint8_model(model, record.size).export(str(path), format="onnx", verbose=False)
     proto = onnx.load(str(path))
     produced = proto.graph.output[0].name
     for node in proto.graph.node:
