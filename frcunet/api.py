@@ -148,9 +148,11 @@ def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_siz
         model_or_run: a model from `build_model`/`load_model` (Keras or ONNX), a run folder (str or Path), or
             None for the shipped model. A run or None predicts on ONNX Runtime where an ONNX model exists and
             ONNX Runtime is installed (`frcunet predict`'s rule), else with Keras. Defaults to None.
-        images: one image or a list of them: (H, W, 3) uint8 RGB arrays of any sizes, or image files (str or
-            Path), which are read as `frcunet predict` reads them (upright, JPEGs decoded at a reduced scale),
-            so that both give the same masks.
+        images: one image or a list of them: arrays of any sizes, or image files (str or Path), which are read
+            as `frcunet predict` reads them (upright, JPEGs decoded at a reduced scale), so that both give the
+            same masks. Arrays: (H, W, 3) uint8 RGB; also grey (H, W), RGBA (alpha dropped), other integer
+            types (scaled like 16-bit files) and floats (0..1 when their maximum is at most 1, else 0..255);
+            see `frcunet.data.imaging.as_rgb8`.
         threshold: float or None. None for probabilities in [0, 1]; a number strictly between 0 and 1 for
             boolean masks. Defaults to None.
         tta: bool. Average the predictions of the flipped images. Defaults to False.
@@ -174,7 +176,7 @@ def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_siz
         raise UserError(f"threshold must lie strictly between 0 and 1 (or be None), got {threshold!r}")
     model = open_model(model_or_run) if model_or_run is None or isinstance(model_or_run, (str, Path)) \
         else model_or_run
-    single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3)
+    single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim != 4)
     inputs, sizes = [], []
     for image in [images] if single else list(images):
         resized, original = _model_input(image, model_size(model))
@@ -189,9 +191,7 @@ def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_siz
 
 def _model_input(image, size):
     """(uint8 image at the model's size, original (H, W)) of an array or an image file."""
-    import numpy as np
 
-    from frcunet.errors import UserError
     from frcunet.prediction import resize_images
 
     if isinstance(image, (str, Path)):
@@ -199,8 +199,7 @@ def _model_input(image, size):
 
         resized, original, _ = read_image(Path(image), size)
         return resized, original
-    array = np.asarray(image)
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
-        raise UserError(f"an image must be an (H, W, 3) uint8 RGB array or an image file, got {array.dtype} "
-                        f"{array.shape}")
+    from frcunet.data.imaging import as_rgb8
+
+    array = as_rgb8(image)
     return resize_images(array[None], size)[0], array.shape[:2]

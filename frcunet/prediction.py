@@ -148,15 +148,54 @@ PREDICTED_RECORD = ".frcunet-predicted"  # the files predict wrote into --out; o
 
 
 def _input_files(source):
+    """The images to predict: `source` itself, or the images of the folder `source`, except masks that an
+    earlier predict wrote there (so a folder used as --out before is not segmented twice)."""
+    from frcunet.saving import OwnedEntries
+
     source = Path(source)
     if source.is_file():
         return [source]
     if source.is_dir():
-        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        written = OwnedEntries(source, PREDICTED_RECORD).names
+        files = sorted(p for p in source.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.name not in written)
         if files:
             return files
         raise UserError(f"no {', '.join(s[1:].upper() for s in IMAGE_SUFFIXES)} images in {source}")
+    if source.exists():
+        raise UserError(f"{source} is neither an image file nor a folder; give an image file or a folder of images")
     raise UserError(f"{source} not found; give an image file or a folder of images")
+
+
+def _project_folder(folder):
+    """What the project keeps in `folder` and replaces or reads whole, or None: an output of a kind, a run, a
+    prepared folder."""
+    from frcunet.saving import folder_kind
+
+    if folder_kind(folder):
+        return f"a frcunet {folder_kind(folder)} output folder, which a rerun replaces whole"
+    if (folder / "config.json").is_file() and (folder / "best.weights.h5").exists():
+        return "a run folder"
+    if (folder / "manifest.json").is_file() and (folder / "data_train.npy").exists():
+        return "a prepared data folder"
+    return None
+
+
+def _check_out(out, source):
+    """Refuses an --out whose masks would be lost or read back: inside --input, or in a folder the project
+    replaces or reads whole (an evaluation, export or prepared folder, a run)."""
+    from frcunet.saving import check_folder_path
+
+    check_folder_path(out)
+    source = Path(source)
+    if source.is_dir() and (out.resolve() == source.resolve() or source.resolve() in out.resolve().parents):
+        raise UserError(f"--out {out} is --input {source} or inside it; the masks would be read as images next "
+                        "time: choose a folder outside it")
+    for folder in (out, *out.absolute().parents):
+        what = _project_folder(folder)
+        if what:
+            where = "is" if folder == out else f"lies inside {folder},"
+            raise UserError(f"--out {out} {where} {what}; choose a separate folder for the masks")
 
 
 def _output_names(files, probabilities):
@@ -217,30 +256,40 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     (default: one per core and one more) while the network predicts, with a bounded number of images in flight, so a
     folder of any size is predicted in bounded memory; the masks are those of a sequential run.
     """
-    from frcunet.data.imaging import read_image
-    from frcunet.saving import OwnedEntries, check_folder_path
+    from frcunet.locks import exclusive_lock
+    from frcunet.saving import OwnedEntries
 
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     files = _input_files(source)
     names = _output_names(files, probabilities)
     out = Path(out)
-    check_folder_path(out)
-    ours = OwnedEntries(out, PREDICTED_RECORD)
-    foreign = ours.foreign([name for file_names in names.values() for name in file_names])
-    if foreign:
-        raise UserError(f"{out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
-                        "not written by frcunet predict; it is left untouched: choose another --out")
+    _check_out(out, source)
     cores = os.cpu_count() or 1
     # A quarter of the cores for the network, the rest decode and write: the network is about a quarter of an
     # image's CPU time on full-size photos, and one ONNX Runtime thread does more per core than two (on 2 cores:
     # 230 against 170 images/s per core at 128x128; docs/benchmarks.md).
     model = open_model(run, onnx, threads=max(1, cores // 4))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(out.parent / f".{out.name}.lock", out, "written"):
+        ours = OwnedEntries(out, PREDICTED_RECORD)
+        foreign = ours.foreign([name for file_names in names.values() for name in file_names])
+        if foreign:
+            raise UserError(f"{out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
+                            "not written by frcunet predict; it is left untouched: choose another --out")
+        out.mkdir(exist_ok=True)
+        # One more thread than cores: a thread is often waiting for the file system (measured: 3 threads on 2
+        # cores predicted 86 images/s, 2 threads 66, docs/benchmarks.md).
+        workers = max(1, workers or cores + 1)
+        return _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress,
+                             workers)
+
+
+def _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress, workers):
+    """predict_files' loop: decoding ahead on the pool, the network on this thread, writing on the pool."""
+    from frcunet.data.imaging import read_image
+
     size = model_size(model)
-    out.mkdir(parents=True, exist_ok=True)
-    # One more than the cores: a thread is often waiting for the file system (measured: 3 threads on 2 cores
-    # predicted 86 images/s, 2 threads 66, docs/benchmarks.md).
-    workers = max(1, workers or cores + 1)
 
     def write(path, probability, original):
         probability = resize_probabilities(probability, original)

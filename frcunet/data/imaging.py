@@ -113,6 +113,34 @@ def read_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
     return np.asarray(resize_rgb(image, size), dtype=np.uint8), original, digest
 
 
+def as_rgb8(array):
+    """An image array as (H, W, 3) uint8 RGB, read as prepare reads files; UserError when it is not an image.
+
+    uint8 as it is; other integer types scaled by the smallest usual range that holds them (255, 4095,
+    65535), as 16-bit files are; floats whose values lie in 0..1 scaled by 255, floats in 0..255 rounded;
+    grey (H, W) or (H, W, 1) repeated into three channels; RGBA's alpha dropped. Refused: booleans (a mask,
+    not a photo), other channel counts, empty arrays, and floats that are not finite or lie outside 0..255.
+    """
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] in (1, 4):
+        array = array[..., :1] if array.shape[2] == 1 else array[..., :3]
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3) or array.size == 0:
+        raise UserError(f"an image must be (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey and not empty, got shape "
+                        f"{array.shape}")
+    if array.dtype == bool or array.dtype.kind not in "uif":
+        raise UserError(f"an image must hold numbers (uint8 0..255, other integers, or floats in 0..1 or 0..255), "
+                        f"got {array.dtype}")
+    if array.dtype.kind == "f":
+        if not np.isfinite(array).all() or array.min() < 0 or array.max() > 255:
+            raise UserError("a float image must hold finite values in 0..1 or 0..255")
+        array = np.rint(array * 255.0 if array.max() <= 1.0 else array).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = _as_8bit(array)
+    return np.ascontiguousarray(np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array)
+
+
 def mask_threshold(low, high):
     """The level at and above which a mask value is lesion, from the mask's own lowest and highest values.
 
