@@ -290,6 +290,8 @@ def _add_evaluate(subparsers):
                         help="also score at each image's original size against the original mask files")
     parser.add_argument("--resize", action="store_true",
                         help="test images of another size: predict at the model's size and map back")
+    parser.add_argument("--allow-seen", action="store_true",
+                        help="score test images that the run trained or validated on (refused otherwise)")
     _add_quiet(parser, "no progress bars")
 
 
@@ -306,7 +308,12 @@ def _run_evaluate(args):
     metrics, out = evaluate(EvaluateConfig(
         run=args.run or "", data=args.data, out=args.out or "", threshold=args.threshold, tta=args.tta,
         native=args.native, resize=args.resize, batch_size=args.batch_size, progress=not args.quiet,
-        pretrained=args.pretrained))
+        pretrained=args.pretrained, allow_seen=args.allow_seen))
+    progress = metrics.get("run_progress")
+    if progress and not progress["finished"]:
+        print(f"warning: {metrics['run']} has not finished training ({progress['epochs_done']} of "
+              f"{progress['epochs_planned']} epochs): scored its best epoch so far (epoch {progress['best_epoch']}); "
+              "metrics.json records it", file=sys.stderr)
     print(printed_tables(metrics))
     print(f"outputs in {out}")
 

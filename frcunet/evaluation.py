@@ -62,6 +62,7 @@ class EvaluateConfig:
     batch_size: int = 8
     progress: bool = True
     pretrained: bool = False  # score the model shipped with the package instead of a run
+    allow_seen: bool = False  # score test images the run trained or validated on (refused otherwise)
 
 
 def _test_ids_and_sizes(data, count):
@@ -76,6 +77,31 @@ def _test_ids_and_sizes(data, count):
     if len(entries) != count:
         raise UserError(f"{path} lists {len(entries)} test images but the arrays hold {count}; prepare again")
     return [e["id"] for e in entries], [tuple(e["original_size"]) for e in entries], entries
+
+
+def _check_unseen(run, run_config, data, test_ids, allow_seen):
+    """Refuses a test split that holds images the run trained or validated on (unless `allow_seen`).
+
+    Runs record the ids they saw; for a run recorded before that, a data folder it trained on whose
+    manifest has changed since (prepared again, another seed) is refused instead.
+    """
+    from frcunet.data.prepare import manifest_sha1
+
+    seen = run_config.settings.get("seen_ids")
+    hint = "pass --allow-seen to score them anyway"
+    if seen is not None:
+        overlap = set(test_ids) & (set(seen.get("train", [])) | set(seen.get("val", [])))
+        if overlap and not allow_seen:
+            raise UserError(f"{len(overlap)} of the {len(test_ids)} test images of {data} are images {run} trained "
+                            f"or validated on (e.g. {sorted(overlap)[0]}): its score would be inflated; evaluate on "
+                            f"images it did not see (was the folder prepared again with another --seed?), or {hint}")
+        return
+    same_folder = Path(run_config.settings.get("data", "")).resolve() == Path(data).resolve()
+    recorded = run_config.settings.get("data_manifest_sha1")
+    if same_folder and recorded and (Path(data) / MANIFEST).is_file() and manifest_sha1(data) != recorded \
+            and not allow_seen:
+        raise UserError(f"{data} was prepared again since {run} trained on it (its manifest changed): its test "
+                        f"split may hold images the run trained on; prepare it as before, or {hint}")
 
 
 def _score(truth, probabilities, threshold):
@@ -96,7 +122,12 @@ def _score_native(entries, probabilities, threshold, progress):
         if not mask_path.is_file():
             raise UserError(f"--native needs the original masks; {mask_path} is missing (or drop --native)")
         size = tuple(entry["original_size"])
-        truth, _, _ = read_mask(mask_path, size)
+        truth, found_size, digest = read_mask(mask_path, size)
+        if found_size != size or (entry.get("mask_sha1") and digest != entry["mask_sha1"]):
+            what = f"is {found_size[1]}x{found_size[0]}, not {size[1]}x{size[0]}" if found_size != size else \
+                "has changed"
+            raise UserError(f"--native: {mask_path} {what} since the folder was prepared; prepare it again (or drop "
+                            "--native)")
         native_probability = resize_probabilities(probability, size)
         counts.update(truth[None], native_probability[None])
         for key, value in per_image_metrics(truth[None], native_probability[None], threshold).items():
@@ -182,6 +213,8 @@ def evaluate(config):
         raise UserError(f"the test images are {test.size[0]}x{test.size[1]} but {run} was trained at "
                         f"{model_size[0]}x{model_size[1]}; pass --resize to predict at the model's size")
     ids, original_sizes, entries = _test_ids_and_sizes(config.data, len(test))
+    if not config.pretrained:
+        _check_unseen(run, run_config, config.data, ids, config.allow_seen)
     out = Path(config.out or Path("output") / run.name)
     # Checked before the long prediction, and again when the folder is written.
     keep_clear = dict(keep_clear=(config.data,) if config.pretrained else (config.data, run))
@@ -203,6 +236,10 @@ def evaluate(config):
         metrics["native"] = _metrics_record(native_counts, native_per_image)
     metrics.update({"run": str(run), "model": run_config.model, "data": str(config.data),
                     "settings": asdict(config), "versions": versions()})
+    if not config.pretrained:
+        from frcunet.runs import run_progress
+
+        metrics["run_progress"] = run_progress(run)
 
     with atomic_folder(out, "evaluation", **keep_clear) as staging:
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=True))

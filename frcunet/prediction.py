@@ -270,6 +270,8 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     # image's CPU time on full-size photos, and one ONNX Runtime thread does more per core than two (on 2 cores:
     # 230 against 170 images/s per core at 128x128; docs/benchmarks.md).
     model = open_model(run, onnx, threads=max(1, cores // 4))
+    if run is not None and not onnx:
+        _warn_if_unfinished(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out.parent / f".{out.name}.lock", out, "written"):
         ours = OwnedEntries(out, PREDICTED_RECORD)
@@ -283,6 +285,15 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
         workers = max(1, workers or cores + 1)
         return _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress,
                              workers)
+
+
+def _warn_if_unfinished(run):
+    from frcunet.runs import run_progress
+
+    progress = run_progress(run)
+    if not progress["finished"]:
+        log.warning(f"{run} has not finished training ({progress['epochs_done']} of {progress['epochs_planned']} "
+                    f"epochs): predicting with its best epoch so far (epoch {progress['best_epoch']})")
 
 
 def _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress, workers):

@@ -88,3 +88,25 @@ def load_run_model(run):
         lambda model: load_weights_or_explain(model, Path(run) / BEST_WEIGHTS, expected, "train the run again"),
         **record.model_options)
     return model, record
+
+
+def run_progress(run):
+    """{"epochs_done", "epochs_planned", "finished", "best_epoch"} of a run folder, from its history and record.
+
+    A run is finished once training wrote its model.keras. `best_epoch` (0-based, as history.csv numbers
+    them) is the epoch whose weights best.weights.h5 holds: the best of the run's monitor, or the last.
+    """
+    import csv
+
+    record = read_run_config(run)
+    history = Path(run) / "history.csv"
+    rows = list(csv.DictReader(history.open(newline=""))) if history.is_file() else []
+    monitor = record.settings.get("monitor", "val_loss")
+    best = None
+    if rows:
+        values = [float(row.get(monitor) or "nan") if monitor != "last" else float(i) for i, row in enumerate(rows)]
+        pick = min if monitor == "val_loss" else max
+        finite = [(v, i) for i, v in enumerate(values) if v == v]
+        best = int(rows[pick(finite)[1]]["epoch"]) if finite else None
+    return {"epochs_done": len(rows), "epochs_planned": int(record.settings.get("epochs", len(rows))),
+            "finished": (Path(run) / "model.keras").is_file(), "best_epoch": best}

@@ -218,9 +218,20 @@ def _init_weights_source(config):
     return {"file": str(path), "sha1": hashlib.sha1(path.read_bytes()).hexdigest()} if path.is_file() else None
 
 
+def _seen_ids(config):
+    """{"train": ids, "val": ids} the run fits and validates on, from the manifest (None without one): what
+    evaluate checks a test split against."""
+    path = Path(config.data) / MANIFEST
+    if not path.is_file():
+        return None
+    splits = json.loads(path.read_text()).get("splits", {})
+    return {name: [entry["id"] for entry in splits.get(name, [])] for name in ("train", "val")}
+
+
 def _run_config(config, size):
     record = asdict(config)
     record.update({
+        "seen_ids": _seen_ids(config),
         "init_weights_source": _init_weights_source(config),
         "run": str(config.run), "size": list(size), "train_splits": list(config.train_splits),
         "data_manifest_sha1": manifest_sha1(config.data) if (Path(config.data) / MANIFEST).is_file() else None,
