@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from frcunet.errors import UserError
-from frcunet.saving import OWNER_MARKER, OwnedEntries, atomic_folder, check_folder_path
+from frcunet.saving import OWNER_MARKER, STAGING_MARKER, OwnedEntries, atomic_folder, check_folder_path
 
 MIRROR_ENV = "FRCUNET_MIRROR"
 ISIC = "https://isic-challenge-data.s3.amazonaws.com"
@@ -147,30 +147,85 @@ def _extract(archive, staging):
         raise UserError(f"{tool} could not extract {archive}; it may be corrupt: delete it and run again")
 
 
-# Lists the entries that downloads extracted into a --to folder: only those are ever replaced.
+# Lists, one path a file, what downloads extracted into a --to folder: only those files are ever replaced.
+# Earlier versions listed whole top-level entries instead; such a folder name is still honoured.
 EXTRACTED_RECORD = ".frcunet-extracted"
 
 
-def _install(archive, target_dir):
-    """Extracts through a staging folder and moves the archive's top-level entries into target_dir.
+def _present(path):
+    return path.exists() or path.is_symlink()
 
-    An entry already in target_dir is replaced only when an earlier download put it there.
+
+def _top(path):
+    return path.split("/", 1)[0]
+
+
+def _staged_paths(staging):
+    """The archive's folders (parents first) and files in the staging folder, as relative POSIX paths."""
+    folders, files = [], []
+    for root, dir_names, file_names in os.walk(staging):
+        relative = Path(root).relative_to(staging)
+        if relative == Path("."):
+            file_names = [name for name in file_names if name not in (OWNER_MARKER, STAGING_MARKER)]
+        folders += [(relative / name).as_posix() for name in sorted(dir_names)]
+        files += [(relative / name).as_posix() for name in sorted(file_names)]
+    return folders, files
+
+
+def _whole_folders(recorded, target_dir):
+    """Recorded top-level names that are folders: an earlier version recorded the folder, not its files."""
+    return {name for name in recorded if "/" not in name and (target_dir / name).is_dir()}
+
+
+def _foreign_paths(target_dir, folders, files, owned, recorded):
+    """The archive's paths where target_dir already holds something that no download extracted.
+
+    `owned` are the archive's files that an earlier download extracted; `recorded`, the record's names.
+    """
+    claimed_tops = {_top(name) for name in recorded}
+    tops = sorted({_top(path) for path in folders + files})
+    foreign = [top for top in tops if _present(target_dir / top) and top not in claimed_tops]
+    foreign += [path for path in folders
+                if _present(target_dir / path) and not (target_dir / path).is_dir() and path not in recorded]
+    foreign += [path for path in files
+                if _present(target_dir / path) and ((target_dir / path).is_dir() or path not in owned)]
+    return list(dict.fromkeys(foreign))
+
+
+def _move_into(staging, target_dir, folders, files):
+    """Moves the staged files onto their paths in target_dir, each by one rename; folders there are kept."""
+    for folder in folders:
+        destination = target_dir / folder
+        if not destination.is_dir():
+            destination.unlink(missing_ok=True)  # a file that an earlier download extracted (see _foreign_paths)
+            destination.mkdir()
+    for path in files:
+        os.replace(staging / path, target_dir / path)
+
+
+def _install(archive, target_dir):
+    """Extracts through a staging folder and moves the archive's files into target_dir.
+
+    A file already in target_dir is replaced only when an earlier download extracted it; anything else in
+    an extracted folder (a note the user added) stays as it is. A top-level entry that no download
+    extracted, or a user's file at one of the archive's paths, is refused.
     """
     staging_root = target_dir / f".extract-{archive.stem}"
     ours = OwnedEntries(target_dir, EXTRACTED_RECORD)
     with atomic_folder(staging_root, "download staging") as staging:
         _extract(archive, staging)
-        entries = sorted(entry.name for entry in staging.iterdir() if entry.name != OWNER_MARKER)
-        foreign = ours.foreign(entries)
+        folders, files = _staged_paths(staging)
+        # In a folder that an earlier version recorded whole, the archive's own paths are the extracted ones.
+        whole = _whole_folders(ours.names, target_dir) & {_top(path) for path in files}
+        owned = {path for path in files if path in ours.names or _top(path) in whole}
+        foreign = _foreign_paths(target_dir, folders, files, owned, ours.names)
         if foreign:
-            raise UserError(f"{target_dir} already holds {', '.join(foreign)}, not written by frcunet download; "
-                            "it is left untouched: move it away or choose another --to")
-        ours.add(entries)  # first: a kill during the moves leaves entries that the next run may replace
-        for name in entries:
-            destination = target_dir / name
-            if destination.exists():
-                shutil.rmtree(destination) if destination.is_dir() else destination.unlink()
-            os.replace(staging / name, destination)
+            shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+            raise UserError(f"{target_dir} already holds {shown}, not written by frcunet download; it is left "
+                            "untouched: move it away or choose another --to")
+        ours.add(files)  # first: a kill during the moves leaves files that the next run may replace
+        _move_into(staging, target_dir, folders, files)
+        ours.discard(whole)  # now recorded file by file
     shutil.rmtree(staging_root, ignore_errors=True)
 
 

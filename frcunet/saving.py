@@ -1,5 +1,6 @@
 """Atomic writes: a file appears complete under its name, or not at all."""
 
+import itertools
 import json
 import logging
 import os
@@ -113,14 +114,53 @@ def check_output_folder(path, kind, flag="--out", keep_clear=(), legacy_marker=N
                     "untouched: choose a new or empty folder (or delete it yourself)")
 
 
+# Written into each staging folder as it is made and removed just before it is published: a killed run's
+# leftover is removed only when it carries this, since any other `.NAME.partial-*` folder may be the user's.
+STAGING_MARKER = ".frcunet-staging"
+
+
+def _remove_stale_staging(path):
+    """Removes the staging folders that killed runs left beside `path`, saying so."""
+    for stale in path.parent.glob(f".{path.name}.partial-*"):
+        if (stale / STAGING_MARKER).is_file():
+            log.warning(f"removing {stale}, left by an interrupted run")
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _make_staging(path):
+    """A new, marked staging folder beside `path`; a name already taken (by anyone) is skipped, not reused."""
+    prefix = path.parent / f".{path.name}.partial-{os.getpid()}"
+    for attempt in itertools.count():
+        staging = prefix.with_name(f"{prefix.name}-{attempt}" if attempt else prefix.name)
+        try:
+            staging.mkdir()
+        except FileExistsError:
+            continue
+        (staging / STAGING_MARKER).write_text(f"frcunet staging folder for {path.name}; removed by the next run\n")
+        return staging
+
+
+def _publish(staging, path, kind):
+    """Renames the finished staging folder onto `path`; an old folder goes only once the new one is in place."""
+    (staging / STAGING_MARKER).unlink(missing_ok=True)
+    (staging / OWNER_MARKER).write_text(kind + "\n")
+    if not path.exists():
+        os.replace(staging, path)
+        return
+    retired = path.parent / f".{path.name}.old-{os.getpid()}"
+    os.replace(path, retired)
+    os.replace(staging, path)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
 @contextmanager
 def atomic_folder(path, kind, **check):
     """Yields a hidden staging folder beside `path`; on success it replaces `path` by renames.
 
     `path` must pass check_output_folder for `kind` (extra arguments go to it), and one process at
     a time may write it (an OS lock, freed when the process dies). The published folder carries the
-    kind's marker. Staging folders of earlier, killed runs are removed first, saying so. On any
-    exception the staging folder is removed and `path` is untouched.
+    kind's marker. Staging folders of earlier, killed runs (those carrying STAGING_MARKER) are removed
+    first, saying so. On any exception the staging folder is removed and `path` is untouched.
     """
     from frcunet.locks import exclusive_lock
 
@@ -129,22 +169,11 @@ def atomic_folder(path, kind, **check):
     path.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(path.parent / f".{path.name}.lock", path, "written"):
         check_output_folder(path, kind, **check)  # again: another process may have written it meanwhile
-        for stale in path.parent.glob(f".{path.name}.partial-*"):
-            log.warning(f"removing {stale}, left by an interrupted run")
-            shutil.rmtree(stale, ignore_errors=True)
-        staging = path.parent / f".{path.name}.partial-{os.getpid()}"
-        staging.mkdir()
+        _remove_stale_staging(path)
+        staging = _make_staging(path)
         try:
             yield staging
-            (staging / OWNER_MARKER).write_text(kind + "\n")
-            if path.exists():
-                # The old folder goes only once the new one is in place.
-                retired = path.parent / f".{path.name}.old-{os.getpid()}"
-                os.replace(path, retired)
-                os.replace(staging, path)
-                shutil.rmtree(retired, ignore_errors=True)
-            else:
-                os.replace(staging, path)
+            _publish(staging, path, kind)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -153,22 +182,47 @@ def atomic_folder(path, kind, **check):
 class OwnedEntries:
     """The names the project wrote into a folder that it shares with the user (predict, download).
 
-    A record file in the folder lists them; an existing entry that is not listed is the user's and is
-    never replaced.
+    A record file in the folder lists them, as a JSON list (any file name fits, newlines and undecodable
+    bytes included); an existing entry that is not listed is the user's and is never replaced.
     """
 
     def __init__(self, folder, record_name):
         self.record = Path(folder) / record_name
-        self.names = set(self.record.read_text().split("\n")) - {""} if self.record.is_file() else set()
+        self.names = _read_record(self.record)
 
     def foreign(self, names):
         """Those of `names` that exist in the folder and were not written by the project."""
         return [name for name in names if (self.record.parent / name).exists() and name not in self.names]
 
     def add(self, names):
+        """Records `names` as the project's (the record is rewritten atomically)."""
         new = set(names) - self.names
-        if not new:
-            return
-        self.names.update(new)
+        if new:
+            self.names.update(new)
+            self._write()
+
+    def discard(self, names):
+        """Forgets `names` (the record is rewritten atomically)."""
+        gone = self.names & set(names)
+        if gone:
+            self.names -= gone
+            self._write()
+
+    def _write(self):
         with atomic_path(self.record) as temporary:
-            temporary.write_text("\n".join(sorted(self.names)) + "\n")
+            # ASCII escapes keep names that are not valid UTF-8 (surrogate escapes) writable and exact.
+            temporary.write_text(json.dumps(sorted(self.names), indent=0) + "\n")
+
+
+def _read_record(record):
+    """The set of names in a record: a JSON list, or one name a line as versions before it wrote."""
+    if not record.is_file():
+        return set()
+    text = record.read_text(errors="surrogateescape")
+    try:
+        names = json.loads(text)
+    except ValueError:
+        names = None
+    if isinstance(names, list) and all(isinstance(name, str) for name in names):
+        return set(names)
+    return set(text.split("\n")) - {""}

@@ -2,12 +2,13 @@
 
 import http.server
 import io
+import json
 import threading
 import zipfile
 
 import pytest
 
-from conftest import run_cli
+from conftest import cli, run_cli
 from frcunet.data.sources import isic2018_pairs
 from frcunet.download import download_dataset
 from frcunet.errors import UserError
@@ -129,3 +130,60 @@ def test_offline_names_the_files_to_fetch_by_hand(tmp_path, monkeypatch):
     assert done.returncode == 2
     line = done.stderr.strip().splitlines()[-1]
     assert line.startswith("error: could not download") and f"{GT18}.zip" in line and str(tmp_path) in line
+
+
+# Re-extracting replaces only the files an earlier download wrote, whatever else lies beside them.
+
+
+def _redownload(target):
+    """The same download again, through the command line (the archives kept from the first are reused)."""
+    return cli("download", "isic2018", "--to", target, "--quiet")
+
+
+def test_a_redownload_keeps_the_users_files_in_an_extracted_folder(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRCUNET_MIRROR", server.base)
+    good = tmp_path / "good"
+    assert _redownload(good).returncode == 0
+    note = good / IN18 / "my_note.txt"
+    note.write_text("the user's")
+    (good / IN18 / "ISIC_0000000.jpg").write_bytes(b"damaged")  # the download's own file: extracted again
+    done = _redownload(good)
+    assert done.returncode == 0, done.stderr
+    assert note.read_text() == "the user's"
+    with zipfile.ZipFile(good / f"{IN18}.zip") as archive:
+        assert (good / IN18 / "ISIC_0000000.jpg").read_bytes() == archive.read(f"{IN18}/ISIC_0000000.jpg")
+    assert len(isic2018_pairs(good)) == 3
+    record = json.loads((good / ".frcunet-extracted").read_text())
+    assert f"{IN18}/ISIC_0000000.jpg" in record and f"{IN18}/my_note.txt" not in record
+
+
+def test_a_folder_that_an_older_version_extracted_keeps_the_users_files(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRCUNET_MIRROR", server.base)
+    good = tmp_path / "good"
+    assert _redownload(good).returncode == 0
+    # Older versions recorded whole top-level folders, one name a line.
+    (good / ".frcunet-extracted").write_text(f"{GT18}\n{IN18}\n")
+    note = good / IN18 / "my_note.txt"
+    note.write_text("the user's")
+    done = _redownload(good)
+    assert done.returncode == 0, done.stderr
+    assert note.read_text() == "the user's" and len(isic2018_pairs(good)) == 3
+    record = json.loads((good / ".frcunet-extracted").read_text())
+    assert f"{IN18}/LICENSE.txt" in record and IN18 not in record and GT18 not in record
+
+
+def test_a_users_file_where_a_new_archive_puts_one_is_refused(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("FRCUNET_MIRROR", server.base)
+    good = tmp_path / "good"
+    download_dataset("isic2018", good, keep_archives=False, progress=False)
+    with zipfile.ZipFile(io.BytesIO(server.files[f"{IN18}.zip"])) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    server.files[f"{IN18}.zip"] = _zip({**members, f"{IN18}/extra.txt": b"from the archive"})
+    (good / IN18 / "extra.txt").write_text("the user's")
+    before = {p: p.read_bytes() for p in (good / IN18).iterdir()}
+    done = _redownload(good)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {good} already holds {IN18}/extra.txt, not written by frcunet download; it is left untouched: "
+        "move it away or choose another --to"]
+    assert {p: p.read_bytes() for p in (good / IN18).iterdir()} == before
