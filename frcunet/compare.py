@@ -161,6 +161,37 @@ def _test_lines(first_name, results):
     return lines
 
 
+# Marks a folder compare writes. Not the marker of folders written whole (saving.OWNER_MARKER): compare adds
+# to its folder piece by piece (runs, evaluations, the report) to continue after an interruption, and the
+# evaluations inside it are folders written whole.
+COMPARISON_MARKER = ".frcunet-comparison"
+
+
+def _overlap(a, b):
+    a, b = Path(a).resolve(), Path(b).resolve()
+    return a == b or a in b.parents or b in a.parents
+
+
+def _open_comparison_folder(out, inputs):
+    """`out`, created or reopened to continue: a new or empty folder, or one an earlier compare wrote.
+
+    Refused before anything trains: a folder with other files (a user's own comparison.md), or one that
+    equals, holds or lies inside a data folder it reads.
+    """
+    from frcunet.saving import check_output_folder
+
+    for other in inputs:
+        if other and Path(other).exists() and _overlap(out, other):
+            raise UserError(f"--out {out} would overlap {other}, which compare reads; choose a separate folder")
+    # Folders of compare before the marker hold its runs/ and eval/ folders.
+    ours = (out / COMPARISON_MARKER).is_file() or ((out / "runs").is_dir() and (out / "eval").is_dir())
+    if not ours:
+        check_output_folder(out, "comparison", keep_clear=inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / COMPARISON_MARKER).touch()
+    return out
+
+
 def run_comparison(config):
     from frcunet.models import build_model
     from frcunet.provenance import git_commit, versions
@@ -171,8 +202,7 @@ def run_comparison(config):
         raise UserError("--seeds takes one or more non-negative integers")
     budget = BUDGETS[config.budget]
     names = list(config.models or budget["models"])
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _open_comparison_folder(Path(config.out), (config.data, config.transfer, config.finetune))
     sections = {"main": {}, "transfer": {}, "finetune": {}}
     parameters = {}
     for name in names:

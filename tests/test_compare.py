@@ -1,5 +1,7 @@
 """The comparison harness: mean ± sd over seeds per model, paired per-image tests, transfer rows."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -15,9 +17,12 @@ def test_compare_trains_each_model_per_seed_and_tests_the_first_against_the_rest
     prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "a", (32, 32),
                                   split=(0.5, 0.25, 0.25), workers=1,
                                   progress=False))
+    # The transfer set: a's test images alone (scoring images a model trained on is refused).
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    manifest["splits"].update(train=[], val=[])
+    (tmp_path / "split.json").write_text(json.dumps(manifest))
     prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "b", (32, 32),
-                                  split=(0.0, 0.0, 1.0), workers=1,
-                                  progress=False))
+                                  split_file=str(tmp_path / "split.json"), workers=1, progress=False))
     args = ["compare", "--data", tmp_path / "a", "--out", tmp_path / "cmp", "--models", "unet", "attention-unet",
             "--epochs", 1, "--seeds", 0, 1, "--transfer", tmp_path / "b"]
     done = cli(*args)
@@ -54,3 +59,21 @@ def test_mean_sd_uses_the_sample_sd_and_skips_undefined_values():
     assert mean_sd([0.8, 0.9, 1.0], 3) == "0.900 ± 0.100"
     assert mean_sd([0.5, float("nan")], 2) == "0.50"
     assert mean_sd([], 2) == "-"
+
+
+def test_compare_refuses_a_folder_it_did_not_write_and_one_that_overlaps_its_data(tmp_path):
+    write_synthetic_isic(tmp_path / "syn", 8, seed=1, size=(32, 32), progress=False)
+    prepare_dataset(PrepareConfig("isic2018", tmp_path / "syn", tmp_path / "a", (32, 32), split=(0.5, 0.25, 0.25),
+                                  workers=1, progress=False))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "comparison.md").write_text("my own notes")
+    for out, words in ((mine, "did not write"), (tmp_path / "a", "would overlap"),
+                       (tmp_path / "a" / "cmp", "would overlap")):
+        done = cli("compare", "--data", tmp_path / "a", "--out", out, "--models", "unet", "--epochs", 1, "--seeds", 0)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1 and words in lines[0], lines
+    assert (mine / "comparison.md").read_text() == "my own notes"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(
+        [".frcunet-output", "data_test.npy", "data_train.npy", "data_val.npy", "manifest.json", "mask_test.npy",
+         "mask_train.npy", "mask_val.npy"])
