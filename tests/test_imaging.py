@@ -94,3 +94,18 @@ def test_images_over_the_pixel_limit_are_refused_before_decoding(tmp_path):
     path = _save(np.zeros((100, 120, 3), np.uint8), tmp_path / "i.png")
     with pytest.raises(UserError, match="120x100 pixels, over the limit"):
         read_image(path, (32, 32), max_pixels=10_000)
+
+
+def test_a_decompression_bomb_is_named_too_large_with_the_flag_that_decides(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # A PNG header announcing 20000x10000 pixels (a few bytes on disk): Pillow's own bomb check stops it.
+    header = struct.pack(">IIBBBBB", 20000, 10000, 1, 0, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    with pytest.raises(UserError, match="too large to decode .* raise --max-pixels"):
+        read_image(bomb, (32, 32))

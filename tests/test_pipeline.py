@@ -138,3 +138,12 @@ def test_native_pipeline_yields_the_same_batches_as_the_python_one(tmp_path, siz
     for (x, y), (ex, ey) in zip(got, expected):
         np.testing.assert_array_equal(x, ex)
         np.testing.assert_array_equal(y, ey)
+
+
+def test_training_on_a_raw_download_suggests_preparing_it_into_a_new_folder(tmp_path):
+    raw = tmp_path / "my_download"
+    raw.mkdir()
+    (raw / "case1.jpg").write_bytes(b"")
+    with pytest.raises(UserError, match=f"prepare it into a new folder: frcunet prepare DATASET --data-dir {raw} "
+                                        "--out data/my_download_prepared"):
+        open_split(raw, "train")

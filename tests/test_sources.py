@@ -84,3 +84,13 @@ def test_real_ph2_and_isic2018_folders_are_read_whole(shared_data):
     assert len(pairs) == 2335
     flagged = set((shared_data / "ISIC2018" / "flagged_ids.txt").read_text().split())
     assert flagged <= {p.id for p in pairs}  # poor masks are still official pairs
+
+
+def test_a_mask_suffix_with_an_extension_says_what_to_give_instead(tmp_path):
+    from frcunet.data.sources import folder_pairs
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(UserError, match=r"--mask-suffix _segmentation\.png ends with a file extension.*"
+                                        r"--mask-suffix _segmentation:"):
+        folder_pairs(tmp_path / "images", tmp_path / "masks", "_segmentation.png")

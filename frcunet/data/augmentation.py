@@ -18,7 +18,6 @@ from scipy import ndimage
 
 from frcunet.names import AUGMENTATIONS
 
-
 # Ranges of the "full" level, chosen to keep lesions plausible: dermoscopy has no up or down, so any
 # turn is fine; scale within 0.75..1.33 keeps most of a lesion in view.
 SCALE_RANGE = (0.75, 1.33)

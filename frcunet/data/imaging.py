@@ -36,11 +36,14 @@ def _open(path, max_pixels):
         data = path.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    _allow_pillow(max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"{path} is too large to decode ({exc}); downscale it or raise --max-pixels") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{path} is not a readable image ({exc.__class__.__name__}); replace or remove it") from None
     width, height = image.size
     if width * height > max_pixels:
@@ -58,6 +61,13 @@ def _load(image, path):
     except (OSError, SyntaxError, ValueError) as exc:
         raise UserError(f"{path} is corrupt or truncated ({exc}); replace or remove it") from None
     return image
+
+
+def _allow_pillow(max_pixels):
+    """Raises Pillow's own decompression-bomb limit (it refuses twice MAX_IMAGE_PIXELS) to `max_pixels`, so
+    that --max-pixels decides; it is only ever raised, never lowered."""
+    if Image.MAX_IMAGE_PIXELS is not None and 2 * Image.MAX_IMAGE_PIXELS < max_pixels:
+        Image.MAX_IMAGE_PIXELS = max_pixels // 2 + 1
 
 
 # One-channel modes wider than 8 bits (16-bit PNG, 32-bit integer or float TIFF). Pillow's own

@@ -10,13 +10,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 import keras
+import numpy as np
 
 from frcunet.data.augmentation import augment_pair, check_augmentation
 from frcunet.errors import UserError
-from frcunet.names import SPLITS
 
 
 @dataclass
@@ -46,6 +44,10 @@ def open_split(folder, split, check_masks=True):
     folder = Path(folder)
     image_path, mask_path = folder / f"data_{split}.npy", folder / f"mask_{split}.npy"
     if not image_path.is_file() or not mask_path.is_file():
+        if folder.is_dir() and not (folder / "manifest.json").is_file() and any(folder.iterdir()):
+            raise UserError(f"{folder} is not a prepared folder (it holds other files: the dataset as downloaded?); "
+                            f"prepare it into a new folder: frcunet prepare DATASET --data-dir {folder} --out "
+                            f"data/{folder.name}_prepared, then train on that")
         raise UserError(f"no prepared {split} split in {folder} ({image_path.name} missing); run "
                         f"{prepare_hint(folder)} first")
     try:

@@ -6,7 +6,6 @@ masks), and reports unpaired files by id instead of guessing.
 """
 
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,6 +132,11 @@ def folder_pairs(image_dir, mask_dir, mask_suffix="", skip_unpaired=False):
     """Any two folders: image `<id>.<ext>` pairs with mask `<id><mask_suffix>.<ext>`."""
     image_dir = _require_folder(image_dir, FOLDER)
     mask_dir = _require_folder(mask_dir, FOLDER)
+    if mask_suffix.lower().endswith(IMAGE_SUFFIXES):
+        stem = mask_suffix[: mask_suffix.rfind(".")]
+        raise UserError(f"--mask-suffix {mask_suffix} ends with a file extension; give the part between the "
+                        f"image's name and the mask's extension (--mask-suffix {stem}: case1.jpg pairs with "
+                        f"case1{stem}.png, any image extension)")
     images = _files_by_stem(image_dir, IMAGE_SUFFIXES)
     masks = {}
     for stem, path in _files_by_stem(mask_dir, IMAGE_SUFFIXES).items():
