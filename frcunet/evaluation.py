@@ -82,8 +82,8 @@ def _test_ids_and_sizes(data, count):
 def _check_unseen(run, run_config, data, test_ids, allow_seen):
     """Refuses a test split that holds images the run trained or validated on (unless `allow_seen`).
 
-    Runs record the ids they saw; for a run recorded before that, a data folder it trained on whose
-    manifest has changed since (prepared again, another seed) is refused instead.
+    Runs record the ids they saw, and so does the shipped model's record; for a run recorded before that, a
+    data folder it trained on whose manifest has changed since (prepared again, another seed) is refused.
     """
     from frcunet.data.prepare import manifest_sha1
 
@@ -96,7 +96,8 @@ def _check_unseen(run, run_config, data, test_ids, allow_seen):
                             f"or validated on (e.g. {sorted(overlap)[0]}): its score would be inflated; evaluate on "
                             f"images it did not see (was the folder prepared again with another --seed?), or {hint}")
         return
-    same_folder = Path(run_config.settings.get("data", "")).resolve() == Path(data).resolve()
+    trained_on = run_config.settings.get("data")
+    same_folder = isinstance(trained_on, str) and Path(trained_on).resolve() == Path(data).resolve()
     recorded = run_config.settings.get("data_manifest_sha1")
     if same_folder and recorded and (Path(data) / MANIFEST).is_file() and manifest_sha1(data) != recorded \
             and not allow_seen:
@@ -213,8 +214,7 @@ def evaluate(config):
         raise UserError(f"the test images are {test.size[0]}x{test.size[1]} but {run} was trained at "
                         f"{model_size[0]}x{model_size[1]}; pass --resize to predict at the model's size")
     ids, original_sizes, entries = _test_ids_and_sizes(config.data, len(test))
-    if not config.pretrained:
-        _check_unseen(run, run_config, config.data, ids, config.allow_seen)
+    _check_unseen("the shipped model" if config.pretrained else run, run_config, config.data, ids, config.allow_seen)
     out = Path(config.out or Path("output") / run.name)
     # Checked before the long prediction, and again when the folder is written.
     keep_clear = dict(keep_clear=(config.data,) if config.pretrained else (config.data, run))

@@ -59,6 +59,9 @@ def main():
                                                         "n_images", "native") if key in metrics},
         "test_evaluation": {key: metrics["settings"][key] for key in ("tta", "threshold")},
         "held_out_test_ids": [entry["id"] for entry in manifest["splits"]["test"]],
+        # What evaluate refuses to score the shipped model on: the images it trained or validated on.
+        "seen_ids": config.get("seen_ids") or {split: [entry["id"] for entry in manifest["splits"][split]]
+                                               for split in ("train", "val")},
         "versions": config.get("versions"), "git_commit": config.get("git_commit"),
     }
     write_pretrained(model, record, args.out)

@@ -109,3 +109,28 @@ def test_native_scores_agree_with_the_isic_challenge_scorer(shared_data, tmp_pat
     assert ours["thresholded_jaccard"] == pytest.approx(theirs["threshold_jaccard"], abs=1e-5)
     assert ours["per_image_mean"]["se"] == pytest.approx(theirs["sensitivity"], abs=1e-5)
     assert 0 < theirs["threshold_jaccard"] < theirs["jaccard"] < theirs["dice"] < 1
+
+
+def test_scoring_the_shipped_model_on_images_it_trained_on_is_refused(shared_data, tmp_path):
+    from frcunet.data.prepare import PrepareConfig, prepare_dataset
+
+    record = pretrained_record()
+    seen = record["seen_ids"]["train"][:6] + record["seen_ids"]["val"][:2]
+    held_out = record["held_out_test_ids"][:4]
+    root = shared_data / "ISIC2018"
+    entries = [{"id": i, "image": str(root / "ISIC2018_Task1-2_Training_Input" / f"{i}.jpg"),
+                "mask": str(root / "ISIC2018_Task1_Training_GroundTruth" / f"{i}_segmentation.png")}
+               for i in seen + held_out]
+    for name, chosen in (("mixed", entries), ("held_out", entries[-4:])):
+        split = {"splits": {"train": [], "val": [], "test": chosen}}
+        (tmp_path / f"{name}.json").write_text(json.dumps(split))
+        prepare_dataset(PrepareConfig("isic2018", root, tmp_path / name, (128, 128), workers=1, progress=False,
+                                      split_file=str(tmp_path / f"{name}.json")))
+    done = cli("evaluate", "--pretrained", "--data", tmp_path / "mixed", "--out", tmp_path / "e", "--quiet")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "8 of the 12 test images" in lines[0], lines
+    assert "the shipped model trained or validated on" in lines[0] and not (tmp_path / "e").exists()
+    ok = cli("evaluate", "--pretrained", "--data", tmp_path / "held_out", "--out", tmp_path / "e", "--quiet")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert len(set(record["seen_ids"]["train"] + record["seen_ids"]["val"]) | set(record["held_out_test_ids"])) \
+        == len(record["seen_ids"]["train"]) + len(record["seen_ids"]["val"]) + len(record["held_out_test_ids"])
