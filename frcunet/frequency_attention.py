@@ -57,6 +57,26 @@ def _depthwise_blur(x, kernel_1d, padding_mode):
     return ops.depthwise_conv(_repeat_edges(x, half, axis=2), along_width, strides=1, padding="valid")
 
 
+def _extend_to_even(x):
+    """`x` with one more row (column) where its height (width) is odd: the linear extrapolation of the last two,
+    or a copy of the last where there is only one."""
+    for axis in (1, 2):
+        length = x.shape[axis]
+        if length % 2:
+            last = ops.take(x, [length - 1], axis=axis)
+            before = ops.take(x, [length - 2], axis=axis) if length > 1 else last
+            x = ops.concatenate([x, 2 * last - before], axis=axis)
+    return x
+
+
+def _upsample(x, factor, size, dtype):
+    """`x` upsampled bilinearly by exactly `factor`, then cropped to `size`: a sample of a level stays at the
+    centre of the block of pixels it averaged, also where an odd side was extended before halving."""
+    height, width = x.shape[1] * factor, x.shape[2] * factor
+    up = ops.cast(ops.image.resize(x, (height, width), interpolation="bilinear"), dtype)
+    return up if (height, width) == tuple(size) else up[:, : size[0], : size[1]]
+
+
 @keras.saving.register_keras_serializable(package="frcunet")
 class LaplacianPyramid(layers.Layer):
     """Splits a feature map into Laplacian frequency bands, all at its resolution.
@@ -124,22 +144,28 @@ class LaplacianPyramid(layers.Layer):
         """
         details, current = [], x
         for _ in self.kernel_sizes:
-            blurred = _depthwise_blur(current, self.level_kernel, "edge")
+            blurred = _extend_to_even(_depthwise_blur(current, self.level_kernel, "edge"))
             # 2x2 means, not [::2]: each coarse sample then sits at the centre of its 2x2 block, which is
             # where bilinear upsampling (half-pixel centres) puts it. Taking every second pixel left the
-            # samples half a pixel off, and a linear ramp then showed up as a constant detail band.
-            smaller = ops.average_pool(blurred, pool_size=2, strides=2, padding="same")
-            back_up = ops.image.resize(smaller, current.shape[1:3], interpolation="bilinear")
-            details.append(current - ops.cast(back_up, current.dtype))
+            # samples half a pixel off, and a linear ramp then showed up as a constant detail band. An odd
+            # side is first extended by one extrapolated row or column, so that every block is whole.
+            smaller = ops.average_pool(blurred, pool_size=2, strides=2, padding="valid")
+            details.append(current - _upsample(smaller, 2, current.shape[1:3], current.dtype))
             current = smaller
         return details, current
+
+    @staticmethod
+    def reconstruct(details, low):
+        """The map that `multiscale_levels` split into (details, low): each level upsampled plus its detail."""
+        for detail in reversed(details):
+            low = _upsample(low, 2, detail.shape[1:3], detail.dtype) + detail
+        return low
 
     def _multiscale_bands(self, x):
         size = tuple(x.shape[1:3])
         details, _ = self.multiscale_levels(x)
-        return [x] + [detail if tuple(detail.shape[1:3]) == size else
-                      ops.cast(ops.image.resize(detail, size, interpolation="bilinear"), x.dtype)
-                      for detail in details]
+        return [x] + [detail if tuple(detail.shape[1:3]) == size else _upsample(detail, 2 ** level, size, x.dtype)
+                      for level, detail in enumerate(details)]
 
     def compute_output_shape(self, input_shape):
         return [tuple(input_shape)] * self.num_bands
