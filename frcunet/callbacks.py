@@ -2,9 +2,14 @@
 
 Keras' ModelCheckpoint and BackupAndRestore write in place, so a kill during
 a write leaves a broken file, and BackupAndRestore does not keep the state of
-ReduceLROnPlateau or EarlyStopping. These write to a temporary name and rename.
+ReduceLROnPlateau or EarlyStopping; CSVLogger appends in place. These write to a
+temporary name and rename, and a full disk ends in one UserError (reporting_full_disk).
 """
 
+import contextlib
+import csv
+import errno
+import io
 import json
 import math
 import os
@@ -15,9 +20,68 @@ import numpy as np
 
 from frcunet.batch_norm import recalibrate_batch_norm
 from frcunet.errors import UserError
-from frcunet.saving import atomic_path, save_weights_atomic
+from frcunet.saving import atomic_path
 
 STATE_FILE = "state.json"
+
+
+def is_disk_full(exc):
+    """True when `exc`, or an exception it wraps, is the file system's "no space left on device".
+
+    h5py and TensorFlow report it in exception types of their own, with the errno only in the message.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        text = str(exc)
+        if getattr(exc, "errno", None) == errno.ENOSPC or "errno = 28" in text or os.strerror(errno.ENOSPC) in text:
+            return True
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return False
+
+
+@contextlib.contextmanager
+def reporting_full_disk(path):
+    """Turns a full disk while writing `path` into one UserError that says how to go on."""
+    try:
+        yield
+    except UserError:
+        raise  # already says what to do (an inner writer's own report)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        raise UserError(f"no space left on device writing {path}; free space and rerun the same command to "
+                        "resume") from None
+
+
+def _weights_file_image(model):
+    """The bytes `model.save_weights` would write, built in memory by Keras' own writer (no public way)."""
+    from keras.src.saving import saving_lib
+
+    image = io.BytesIO()
+    store = saving_lib.H5IOStore(image, mode="w")
+    try:
+        saving_lib._save_state(model, store, None, "", set())
+    finally:
+        store.close()
+    return image
+
+
+def save_weights_file(model, path):
+    """`model.save_weights(path)`, atomically, and with a full disk reported as a UserError.
+
+    HDF5 crashed the process (a segmentation fault as it closed the file) when the disk filled while it
+    wrote, so the file is built in memory and written with plain file I/O, where a full disk is an ordinary
+    OSError. It costs one file's size of memory while it is written.
+    """
+    image = _weights_file_image(model)
+    with reporting_full_disk(path), atomic_path(path) as temporary:
+        temporary.write_bytes(image.getbuffer())
+
+
+def _write_json(path, value):
+    with reporting_full_disk(path), atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(value, indent=1))
 
 
 def _finite(logs, key):
@@ -43,6 +107,47 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if self.where is None and not _finite(logs, "loss"):
             self.where = (self.epoch + 1, batch + 1)
             self.model.stop_training = True
+
+
+class AtomicHistory(keras.callbacks.Callback):
+    """Writes history.csv after every epoch, whole and atomically, in CSVLogger's columns.
+
+    CSVLogger appends to an open file: a kill or a full disk could leave half a row, and a run that never
+    finishes an epoch leaves an empty file. This file appears with the first epoch and only ever holds
+    whole rows. A resumed run continues the rows already there (frcunet.training trims them first).
+
+    Args:
+        path: the `.csv` file.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = Path(path)
+        self.header, self.rows = None, []
+
+    def on_train_begin(self, logs=None):
+        self.header, self.rows = None, []
+        if self.path.is_file():
+            with open(self.path, newline="") as f:
+                earlier = [row for row in csv.reader(f) if row]
+            self.header, self.rows = (earlier[0], earlier[1:]) if earlier else (None, [])
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.header is None:
+            self.header = ["epoch", *_history_columns(logs)]
+        self.rows.append([epoch, *(logs.get(key, "NA") for key in self.header[1:])])
+        with reporting_full_disk(self.path), atomic_path(self.path) as temporary, \
+                open(temporary, "w", newline="") as f:
+            csv.writer(f).writerows([self.header, *self.rows])
+
+
+def _history_columns(logs):
+    """CSVLogger's columns: the logged names, sorted, with `val_` twins when nothing was validated."""
+    names = sorted(logs)
+    if not any(name.startswith("val_") for name in names):
+        names += [f"val_{name}" for name in names]
+    return names
 
 
 class RecalibrateBatchNorm(keras.callbacks.Callback):
@@ -93,11 +198,11 @@ class AtomicBestCheckpoint(keras.callbacks.Callback):
         if self.improved(value):
             self.best, self.best_epoch = value, epoch + 1
             if self.staging is None:
-                save_weights_atomic(self.model, self.path)
+                save_weights_file(self.model, self.path)
                 return
             self.staging.mkdir(parents=True, exist_ok=True)
             self.staged = self.staging / f"{STAGED_BEST_PREFIX}{epoch + 1:04d}.weights.h5"
-            save_weights_atomic(self.model, self.staged)
+            save_weights_file(self.model, self.staged)
 
 
 STAGED_BEST_PREFIX = "best-epoch-"
@@ -158,14 +263,13 @@ class ResumableState(keras.callbacks.Callback):
             return  # never make a diverged epoch the one to resume from
         self.folder.mkdir(parents=True, exist_ok=True)
         weights_name = f"epoch-{epoch + 1:04d}.weights.h5"
-        save_weights_atomic(self.model, self.folder / weights_name)
+        save_weights_file(self.model, self.folder / weights_name)
         staged = self.best.staged if self.best is not None else None
         state = {"epochs_done": epoch + 1, "weights": weights_name,
                  "callbacks": {name: callback_state(cb) for name, cb in self.stateful.items()},
                  "seed_states": [np.asarray(v).tolist() for v in seed_state_variables(self.model)],
                  "best_staged": staged.name if staged else None}
-        with atomic_path(self.folder / STATE_FILE) as temporary:
-            temporary.write_text(json.dumps(state, indent=1))
+        _write_json(self.folder / STATE_FILE, state)
         if staged:
             os.replace(staged, self.best.path)
             self.best.staged = None
@@ -175,13 +279,17 @@ class ResumableState(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         """Marks the run finished (all epochs, or stopped early), unless it diverged."""
-        state = read_resume_state(self.folder)
-        if state is None or (self.nan_guard is not None and self.nan_guard.where):
+        if self.nan_guard is not None and self.nan_guard.where:
             return
-        state["finished"] = True
-        state["stopped_early"] = bool(getattr(self.model, "stop_training", False))
-        with atomic_path(self.folder / STATE_FILE) as temporary:
-            temporary.write_text(json.dumps(state, indent=1))
+        update_resume_state(self.folder, finished=True,
+                            stopped_early=bool(getattr(self.model, "stop_training", False)))
+
+
+def update_resume_state(folder, **fields):
+    """Adds `fields` to the saved resume state (e.g. that the run finished, or wrote its model.keras)."""
+    state = read_resume_state(folder)
+    if state is not None:
+        _write_json(Path(folder) / STATE_FILE, {**state, **fields})
 
 
 _STATE_FIELDS = {

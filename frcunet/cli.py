@@ -520,20 +520,38 @@ def _show_library_messages():
 
 
 def main(argv=None):
+    import signal
+    import threading
+
     args = make_parser().parse_args(argv)
     _show_library_messages()
     if args.command not in KERAS_FREE_VERBS:
         from frcunet._startup import import_keras_quietly
 
         import_keras_quietly()
+    # SIGTERM (kill, a job scheduler, a closing session) ends the command as Ctrl-C does: the same clean-up and
+    # one error line, where it used to die with status 143 and no word. A second SIGTERM kills at once.
+    # Python lets only the main thread set a handler, and can restore only one set from Python (not None).
+    terminated = []
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def stop_on_sigterm(signum, frame):
+        terminated.append(signum)
+        signal.signal(signal.SIGTERM, previous)
+        raise KeyboardInterrupt
+
+    handling_sigterm = threading.current_thread() is threading.main_thread() and previous is not None
+    if handling_sigterm:
+        signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
         args.run_command(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted; no partial output was published (a training keeps its last finished epoch and "
-              "continues from it): run the same command again", file=sys.stderr)
+        stopped = "terminated (SIGTERM)" if terminated else "interrupted"
+        print(f"error: {stopped}; no partial output was published (a training keeps its last finished epoch): run "
+              "the same command again to resume", file=sys.stderr)
         return 130
     except OSError as exc:
         # A full or read-only disk, a permission: the file system's own words, no traceback.
@@ -541,6 +559,9 @@ def main(argv=None):
         print(f"error: cannot use{where}: {exc.strerror or exc}; free space, fix the permissions or choose "
               "another folder", file=sys.stderr)
         return EXIT_USER_ERROR
+    finally:
+        if handling_sigterm:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

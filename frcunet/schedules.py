@@ -37,6 +37,9 @@ class BudgetedSchedule(keras.callbacks.Callback):
         max_minutes: 0 for no budget; else training stops after the last epoch expected to end within it.
         cosine: False keeps the learning rate as the optimizer has it (only the budget applies).
         warmup_epochs: length of the linear warm-up, in epochs (fractions allowed).
+
+    Raises:
+        ValueError: for a peak_lr, max_minutes or warmup_epochs that is negative, NaN or infinite.
     """
 
     # Saved in the resume state, restored before training continues.
@@ -44,6 +47,10 @@ class BudgetedSchedule(keras.callbacks.Callback):
 
     def __init__(self, peak_lr, epochs, steps_per_epoch, max_minutes=0.0, cosine=True, warmup_epochs=0.0):
         super().__init__()
+        for name, value in (("peak_lr", peak_lr), ("max_minutes", max_minutes), ("warmup_epochs", warmup_epochs)):
+            # NaN passes any `< 0` test and would fail only at the end of the first epoch.
+            if not math.isfinite(float(value)) or float(value) < 0:
+                raise ValueError(f"{name} must be a finite number, 0 or more; got {value}")
         self.peak_lr, self.epochs, self.steps_per_epoch = float(peak_lr), int(epochs), int(steps_per_epoch)
         self.budget_seconds = 60.0 * float(max_minutes)
         self.cosine, self.warmup_epochs = cosine, float(warmup_epochs)

@@ -7,6 +7,10 @@ Run folder (`weights/<dataset>_<model>` by default):
     history.csv       one row per epoch: loss, dice, learning_rate, val_loss, val_dice
     logs/             TensorBoard logs (when TensorFlow is installed)
     resume/           what an interrupted run continues from
+
+Whatever stops a run (kill -9, SIGTERM, Ctrl-C, a full disk), the same command continues from the last
+finished epoch, or writes the model.keras that a kill after the last epoch left unwritten. A fresh run
+stopped before it kept an epoch takes its files out again.
 """
 
 import contextlib
@@ -16,6 +20,9 @@ import importlib.util
 import json
 import logging
 import math
+import numbers
+import re
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,12 +30,16 @@ from pathlib import Path
 import keras
 
 from frcunet.callbacks import (
+    STATE_FILE,
     AtomicBestCheckpoint,
+    AtomicHistory,
     RecalibrateBatchNorm,
     ResumableState,
     StopOnNonFiniteLoss,
     publish_staged_best,
     read_resume_state,
+    reporting_full_disk,
+    update_resume_state,
 )
 from frcunet.data.augmentation import check_augmentation
 from frcunet.data.pipeline import SegmentationBatches, open_split
@@ -142,6 +153,35 @@ def _resolve_architecture(config):
         config.model = "frcunet"
 
 
+# The range of every float setting of TrainConfig: (test, what the message asks for).
+FLOAT_SETTINGS = {
+    "lr": (lambda v: v > 0, "positive"),
+    "warmup_epochs": (lambda v: v >= 0, "0 or more"),
+    "weight_decay": (lambda v: v >= 0, "0 or more"),
+    "max_minutes": (lambda v: v >= 0, "0 or more (0: no budget)"),
+}
+
+
+def _check_float_settings(config):
+    """Every float setting (and float model option) must be a finite number in its range.
+
+    NaN passes every `< 0` test: --max-minutes nan failed only after a whole epoch, and --lr inf or
+    --weight-decay nan trained to NaN; both were written into config.json first.
+    """
+    for name, (fits, wanted) in FLOAT_SETTINGS.items():
+        _check_finite(getattr(config, name), name, fits, wanted)
+    for name, value in config.model_options.items():
+        if isinstance(value, float):
+            _check_finite(value, name)  # their ranges: frcunet.models.check_model_options
+
+
+def _check_finite(value, name, fits=lambda value: True, wanted=""):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
+            or not fits(value):
+        wanted = f", {wanted}" if wanted else ""
+        raise UserError(f"--{name.replace('_', '-')} must be a finite number{wanted}; got {value}")
+
+
 def _validate(config):
     _resolve_architecture(config)
     if config.model not in MODELS:
@@ -165,10 +205,9 @@ def _validate(config):
         raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
     if config.optimizer not in OPTIMIZERS:
         raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
-    if config.weight_decay < 0 or config.warmup_epochs < 0 or config.max_minutes < 0 or config.bn_recalibration < 0 \
-            or config.epoch_images < 0:
-        raise UserError("--weight-decay, --warmup-epochs, --max-minutes, --bn-recalibration and --epoch-images must "
-                        "not be negative")
+    _check_float_settings(config)
+    if config.bn_recalibration < 0 or config.epoch_images < 0:
+        raise UserError("--bn-recalibration and --epoch-images must not be negative")
     if config.freeze_bn and config.bn_recalibration:
         raise UserError("--freeze-bn keeps batch norm statistics as they are, --bn-recalibration re-estimates "
                         "them; choose one (--bn-recalibration 0 with --freeze-bn on)")
@@ -195,8 +234,12 @@ def _check_data(config):
 def _load_init_weights(model, path, config, size):
     """--init-weights: earlier weights of the same architecture and input size (PH2 fine-tuning)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"--init-weights {path} is a folder; give a run's weights file ({path / 'best.weights.h5'} "
+                        "if it is a run folder), or 'pretrained' for the model shipped in the package")
     if not path.is_file():
-        raise UserError(f"--init-weights {path} not found; give a run's best.weights.h5")
+        raise UserError(f"--init-weights {path} not found; give a run's best.weights.h5, or 'pretrained' for the "
+                        "model shipped in the package")
     earlier = read_run_record(path.parent)
     if earlier is not None:
         if earlier.model != config.model or earlier.model_options != config.model_options:
@@ -267,7 +310,7 @@ def _trim_history(path, epochs_done):
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < epochs_done] if rows else []
-    with atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
+    with reporting_full_disk(path), atomic_path(path) as temporary, open(temporary, "w", newline="") as f:
         csv.writer(f).writerows(kept)
 
 
@@ -308,7 +351,7 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
     # The EMA swap comes first: validation, the checkpoint and the resume state all see the averaged weights
     # (and batch norm statistics re-estimated for them).
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
-    logs = [keras.callbacks.CSVLogger(str(run / "history.csv"), append=True)]
+    logs = [AtomicHistory(run / "history.csv")]
     if importlib.util.find_spec("tensorflow") is not None:
         logs.append(keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False))
     # The resume state comes last, so that it describes exactly what is on disk: the history row is
@@ -321,11 +364,34 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
 RUN_FILES = {"config.json", "best.weights.h5", "model.keras", "model.onnx", "history.csv", "logs", "resume"}
 
 
+# The run's own files that training writes through frcunet.saving.atomic_path.
+ATOMIC_RUN_FILES = ("best.weights.h5", "model.keras", "config.json", "history.csv")
+
+
+def _temporary_name_pattern(name):
+    """How atomic_path names a temporary of `name`: a dot, the stem, mkstemp's 8 random characters, the suffixes."""
+    path = Path(name)
+    return re.compile(rf"\.{re.escape(path.stem)}\.[a-z0-9_]{{8}}{re.escape(''.join(path.suffixes))}")
+
+
+STALE_TEMPORARIES = [_temporary_name_pattern(name) for name in ATOMIC_RUN_FILES]
+
+
+def _remove_stale_temporaries(run):
+    """Removes the temporaries of its own files that a killed training left (the lock is held, so no
+    writer is alive); any other hidden file may be the user's."""
+    for path in run.glob(".*"):
+        if path.is_file() and any(pattern.fullmatch(path.name) for pattern in STALE_TEMPORARIES):
+            log.warning(f"removing {path}, left by an interrupted run")
+            path.unlink()
+
+
 def _start_fresh(run):
     for name in ("best.weights.h5", "model.keras", "model.onnx", "history.csv"):
         (run / name).unlink(missing_ok=True)
-    for old in (run / "resume").glob("*"):
-        old.unlink()
+    if (run / "resume").is_dir():
+        for old in (run / "resume").iterdir():  # hidden temporaries of a killed run too
+            old.unlink()
 
 
 def train(config):
@@ -346,9 +412,12 @@ def train(config):
     if foreign and not (run / "config.json").is_file():
         raise UserError(f"--run {run} is a folder that holds no frcunet run; it is left untouched: choose a new "
                         "or empty folder")
-    run.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"), _restored_keras_globals():
-        return _train_locked(config, run, size)
+    # Each writer names the file a full disk stopped; this names the run for the others (the lock file,
+    # TensorBoard's event files).
+    with reporting_full_disk(run):
+        run.parent.mkdir(parents=True, exist_ok=True)
+        with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"), _restored_keras_globals():
+            return _train_locked(config, run, size)
 
 
 @contextlib.contextmanager
@@ -368,7 +437,8 @@ def _train_locked(config, run, size):
     resume_state = None if config.restart else _check_resumable(run, record)
     epochs_done = resume_state["epochs_done"] if resume_state else 0
     if epochs_done >= config.epochs or (resume_state or {}).get("stopped_early"):
-        log.info(f"{run} already holds a finished run of {epochs_done} epochs; nothing to do (--restart to redo)")
+        _finish_finished_run(config, size, run, resume_state)
+        log.info(f"{run} already holds a finished run of {epochs_done} epochs; nothing to train (--restart to redo)")
         return run, None
 
     keras.utils.set_random_seed(config.seed)
@@ -376,19 +446,27 @@ def _train_locked(config, run, size):
         _use_deterministic_kernels()
     keras.config.set_dtype_policy(resolve_precision(config.precision))
     scope, replicas = distribution_scope(config.distribute, config.cpu_replicas)
-    with scope:
-        model = _compiled_model(config, size, fresh=not resume_state)
-        # Every check has passed: only now does the run folder change.
-        _open_run_folder(run, record, fresh=not resume_state)
-        if resume_state:
-            _restore_interrupted(model, config, run, resume_state)
+    with contextlib.ExitStack() as opened:
+        with scope:
+            model = _compiled_model(config, size, fresh=not resume_state)
+            # Every check has passed: only now does the run folder change.
+            opened.enter_context(_opened_run_folder(run, record, fresh=not resume_state))
+            if resume_state:
+                _restore_interrupted(model, config, run, resume_state)
+        history = _fit(model, config, run, resume_state, replicas)
+    _export_best_model(config, size, run)
+    return run, history
 
+
+def _fit(model, config, run, resume_state, replicas):
+    """model.fit from the resumed epoch (or the first) to config.epochs; a UserError if the loss diverged."""
+    epochs_done = resume_state["epochs_done"] if resume_state else 0
     batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)
     train_data = SegmentationBatches(config.data, config.train_splits, shuffle=True, augment=config.augment,
                                      epoch=epochs_done, epoch_images=config.epoch_images, **batches)
     val_data = SegmentationBatches(config.data, "val", **batches)
-    callbacks, best, nan_guard = _callbacks(config, run, resume_state, len(train_data))
+    callbacks, _, nan_guard = _callbacks(config, run, resume_state, len(train_data))
     if replicas > 1:
         log.info(f"data-parallel over {replicas} replicas, {config.batch_size // replicas} images each per step")
     train_input, steps_per_epoch = _fit_input(config, train_data)
@@ -400,10 +478,21 @@ def _train_locked(config, run, size):
         epoch, batch = nan_guard.where
         kept = f"best weights so far kept in {run / 'best.weights.h5'}" if (run / "best.weights.h5").is_file() \
             else "no epoch finished, so no weights were kept"
-        raise UserError(f"loss became NaN at epoch {epoch}, batch {batch}; {kept}; try a lower --lr or "
-                        "--precision float32")
-    _export_best_model(config, size, run)
-    return run, history
+        raise UserError(f"loss became NaN at epoch {epoch}, batch {batch}; {kept}; {_divergence_hint(config)}")
+    return history
+
+
+def _divergence_hint(config):
+    """The settings that can make the loss diverge, named without claiming which one did."""
+    causes = [f"--lr (now {config.lr:g})"]
+    if config.weight_decay:
+        causes.append(f"--weight-decay (now {config.weight_decay:g})")
+    lower = "lower values" if len(causes) > 1 else "a lower one"
+    hint = f"too high a {' or '.join(causes)} can cause this: try {lower}"
+    precision = resolve_precision(config.precision)
+    if precision != "float32":
+        hint += f"; so can {precision}: try --precision float32"
+    return hint
 
 
 def _compiled_model(config, size, fresh):
@@ -438,8 +527,34 @@ def _open_run_folder(run, record, fresh):
         _start_fresh(run)
         (run / "config.json").unlink(missing_ok=True)
     run.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run / "config.json") as temporary:
+    _remove_stale_temporaries(run)
+    with reporting_full_disk(run / "config.json"), atomic_path(run / "config.json") as temporary:
         temporary.write_text(json.dumps(record, indent=1))
+
+
+@contextlib.contextmanager
+def _opened_run_folder(run, record, fresh):
+    """_open_run_folder, for the block. A fresh run that ends (an error, an interrupt) before it keeps an
+    epoch takes out again what it added, so that no folder with only config.json is left behind."""
+    had_folder, had_logs = run.is_dir(), (run / "logs").is_dir()
+    try:
+        _open_run_folder(run, record, fresh)
+        yield
+    except BaseException:
+        if fresh and not (run / "resume" / STATE_FILE).is_file():
+            _remove_unkept_start(run, had_folder, had_logs)
+        raise
+
+
+def _remove_unkept_start(run, had_folder, had_logs):
+    """Removes a fresh run's own files: an earlier run's are gone already (_start_fresh), a user's stay."""
+    for name in ("config.json", "history.csv"):
+        (run / name).unlink(missing_ok=True)
+    shutil.rmtree(run / "resume", ignore_errors=True)
+    if not had_logs:
+        shutil.rmtree(run / "logs", ignore_errors=True)
+    if not had_folder and not any(run.iterdir()):
+        run.rmdir()
 
 
 def _restore_interrupted(model, config, run, resume_state):
@@ -484,4 +599,17 @@ def _export_best_model(config, size, run):
     keras.config.set_dtype_policy("float32")
     model = build_model_to_load(config.model, (*size, 3), lambda fresh: fresh.load_weights(run / "best.weights.h5"),
                                 **config.model_options)
-    save_model_atomic(model, run / "model.keras")
+    with reporting_full_disk(run / "model.keras"):
+        save_model_atomic(model, run / "model.keras")
+    update_resume_state(run / "resume", model_exported=True)
+
+
+def _finish_finished_run(config, size, run, resume_state):
+    """Does what a kill after the last epoch left undone: the last best weights published, model.keras
+    written, stale temporaries removed."""
+    _remove_stale_temporaries(run)
+    publish_staged_best(run / "resume", resume_state, run / "best.weights.h5")
+    exported = resume_state.get("model_exported", True) and (run / "model.keras").is_file()  # older runs: no flag
+    if not exported and (run / "best.weights.h5").is_file():
+        log.info(f"writing {run / 'model.keras'}, which the interrupted run did not finish")
+        _export_best_model(config, size, run)
