@@ -302,12 +302,17 @@ _STATE_FIELDS = {
 def callback_state(callback):
     fields = getattr(callback, "STATE_FIELDS", None) or next(
         f for cls, f in _STATE_FIELDS.items() if isinstance(callback, cls))
-    return {name: _json_number(getattr(callback, name, None)) for name in fields}
+    return {name: _json_value(getattr(callback, name, None)) for name in fields}
 
 
-def _json_number(value):
-    if value is None:
-        return None
+def _json_value(value):
+    """A callback's state field as JSON: None, a flag, an integer, a finite float (else None), or a list."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, int):
+        return value
     value = float(value)
     return value if math.isfinite(value) else None
 

@@ -37,15 +37,24 @@ class BudgetedSchedule(keras.callbacks.Callback):
         max_minutes: 0 for no budget; else training stops after the last epoch expected to end within it.
         cosine: False keeps the learning rate as the optimizer has it (only the budget applies).
         warmup_epochs: length of the linear warm-up, in epochs (fractions allowed).
+        fix_plan: with a budget, plan the number of epochs once, after the first epoch, and keep it (the
+            --deterministic runs: a rerun on the same machine then follows the same schedule unless its first
+            epoch's time differs enough to change the count). Otherwise the plan follows every epoch's time.
+
+    What a budget plans from is saved with the resume state (every epoch's seconds, which of them also
+    traced and compiled, the time used, the plan), so a resumed run continues the same plan instead of
+    planning again from its own first epoch.
 
     Raises:
         ValueError: for a peak_lr, max_minutes or warmup_epochs that is negative, NaN or infinite.
     """
 
     # Saved in the resume state, restored before training continues.
-    STATE_FIELDS = ("elapsed_seconds", "planned_epochs", "lowest_lr")
+    STATE_FIELDS = ("elapsed_seconds", "planned_epochs", "lowest_lr", "epoch_seconds", "tracing_epochs",
+                    "plan_fixed")
 
-    def __init__(self, peak_lr, epochs, steps_per_epoch, max_minutes=0.0, cosine=True, warmup_epochs=0.0):
+    def __init__(self, peak_lr, epochs, steps_per_epoch, max_minutes=0.0, cosine=True, warmup_epochs=0.0,
+                 fix_plan=False):
         super().__init__()
         for name, value in (("peak_lr", peak_lr), ("max_minutes", max_minutes), ("warmup_epochs", warmup_epochs)):
             # NaN passes any `< 0` test and would fail only at the end of the first epoch.
@@ -57,7 +66,9 @@ class BudgetedSchedule(keras.callbacks.Callback):
         self.elapsed_seconds = 0.0
         self.planned_epochs = float(self.epochs)
         self.lowest_lr = None  # the lowest rate applied after the warm-up
-        self._epoch_seconds = []
+        self.epoch_seconds = []  # every finished epoch's seconds, by epoch
+        self.tracing_epochs = []  # the epochs that were the first of their process: they also traced
+        self.fix_plan, self.plan_fixed = bool(fix_plan), False
 
     def learning_rate(self, epoch, batch):
         total = int(self.planned_epochs) * self.steps_per_epoch
@@ -66,6 +77,7 @@ class BudgetedSchedule(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._last = time.perf_counter()
+        self._first_in_process = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -91,7 +103,10 @@ class BudgetedSchedule(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        self._epoch_seconds.append(now - self._last)
+        self.epoch_seconds.append(now - self._last)
+        if self._first_in_process:
+            self.tracing_epochs.append(epoch)
+            self._first_in_process = False
         self.elapsed_seconds += now - self._last
         self._last = now
         if logs is not None and self.cosine:
@@ -99,10 +114,15 @@ class BudgetedSchedule(keras.callbacks.Callback):
             logs["learning_rate"] = float(last if self.lowest_lr is None else min(last, self.lowest_lr))
         if not self.budget_seconds:
             return
-        # The first epoch of a process also traces and compiles: use the later ones once there are any.
-        typical = self._epoch_seconds[1:] or self._epoch_seconds
-        per_epoch = sum(typical) / len(typical)
-        left = self.budget_seconds - self.elapsed_seconds
-        self.planned_epochs = float(min(self.epochs, epoch + 1 + max(0, math.floor(left / per_epoch))))
+        if not self.plan_fixed:
+            self.planned_epochs = float(min(self.epochs, epoch + 1 + max(0, math.floor(
+                (self.budget_seconds - self.elapsed_seconds) / self._typical_epoch_seconds()))))
+            self.plan_fixed = self.fix_plan
         if epoch + 1 >= self.planned_epochs:
             self.model.stop_training = True
+
+    def _typical_epoch_seconds(self):
+        """The mean epoch time, leaving out epochs that also traced and compiled once there are others."""
+        tracing = set(self.tracing_epochs)
+        typical = [s for epoch, s in enumerate(self.epoch_seconds) if epoch not in tracing] or self.epoch_seconds
+        return sum(typical) / len(typical)

@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)  # shown by the command line; silent in a host
 # Settings that define a run; a resumed run must agree on all of them.
 RUN_DEFINING_SETTINGS = ("data_manifest_sha1", "model", "model_options", "size", "batch_size", "lr", "loss",
     "augment", "monitor", "seed", "precision", "init_weights", "backbone_weights", "schedule", "warmup_epochs",
-    "optimizer", "weight_decay", "ema", "bn_recalibration", "freeze_bn", "epoch_images", "train_splits")
+    "optimizer", "weight_decay", "ema", "bn_recalibration", "freeze_bn", "epoch_images", "train_splits",
+    "deterministic", "precision_used")
 
 
 @dataclass
@@ -295,8 +296,9 @@ def _check_resumable(run, record):
         return None
     # A run recorded before a setting existed ran with that setting's default.
     defaults = {key: item.default for key, item in TrainConfig.__dataclass_fields__.items()}
-    differing = [key for key in RUN_DEFINING_SETTINGS
-                 if earlier.settings.get(key, defaults.get(key)) != record.get(key)]
+    # A recorded value that is not a setting (precision_used) cannot be inferred for an older run: not compared.
+    comparable = [key for key in RUN_DEFINING_SETTINGS if key in earlier.settings or key in defaults]
+    differing = [key for key in comparable if earlier.settings.get(key, defaults.get(key)) != record.get(key)]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
                         "or --restart to replace it")
@@ -343,7 +345,7 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
     if config.schedule == "cosine" or config.max_minutes:
         stateful["budget"] = BudgetedSchedule(config.lr, config.epochs, steps_per_epoch, config.max_minutes,
                                               cosine=config.schedule == "cosine",
-                                              warmup_epochs=config.warmup_epochs)
+                                              warmup_epochs=config.warmup_epochs, fix_plan=config.deterministic)
     if config.early_stop and config.monitor != "last":
         stateful["early_stop"] = keras.callbacks.EarlyStopping(monitor=config.monitor, mode=mode,
                                                                patience=config.early_stop, verbose=config.verbose)

@@ -106,6 +106,68 @@ def test_a_budget_that_grows_never_raises_the_rate_again(monkeypatch):
     assert schedule.planned_epochs > 3 and after_warmup[-1] < 0.1 * 1e-3
 
 
+def _run_epochs(schedules, schedule, clock, seconds, first_epoch=0):
+    """Feeds `schedule` epochs of the given durations (a fake clock); returns the plan after each."""
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(optimizer=SimpleNamespace(learning_rate=0.0), stop_training=False)
+    schedule.set_model(model)
+    schedule.on_train_begin()
+    plans = []
+    for epoch, duration in enumerate(seconds, start=first_epoch):
+        schedule.on_epoch_begin(epoch)
+        clock.now += duration
+        schedule.on_epoch_end(epoch, {})
+        plans.append(schedule.planned_epochs)
+    return plans
+
+
+def test_a_resumed_budget_plans_from_the_epochs_it_measured_not_from_its_tracing_epoch(monkeypatch):
+    from types import SimpleNamespace
+
+    from frcunet import schedules
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(schedules.time, "perf_counter", lambda: clock.now)
+    settings = dict(peak_lr=1e-3, epochs=100, steps_per_epoch=4, max_minutes=1.0)
+    first = schedules.BudgetedSchedule(**settings)
+    # 20 s to trace and compile, then 4 s an epoch: 1 + 10 epochs fit in the minute.
+    assert _run_epochs(schedules, first, clock, [20, 4, 4]) == [3.0, 11.0, 11.0]
+    state = {name: getattr(first, name) for name in first.STATE_FIELDS}
+    resumed = schedules.BudgetedSchedule(**settings)
+    for name, value in state.items():
+        setattr(resumed, name, value)
+    # The resumed process traces again (20 s of the budget: 12 s left after it). Planned at the 4 s an epoch
+    # measured before, 3 more epochs fit (7 in all); planned at that tracing epoch's pace, none would.
+    assert _run_epochs(schedules, resumed, clock, [20, 4], first_epoch=3) == [7.0, 7.0]
+    assert resumed.tracing_epochs == [0, 3]
+
+
+def test_a_deterministic_budget_fixes_its_plan_after_the_first_epoch(monkeypatch):
+    from types import SimpleNamespace
+
+    from frcunet import schedules
+
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(schedules.time, "perf_counter", lambda: clock.now)
+    fixed = schedules.BudgetedSchedule(1e-3, 100, 4, max_minutes=1.0, fix_plan=True)
+    assert _run_epochs(schedules, fixed, clock, [10, 2, 2, 2]) == [6.0] * 4  # 1 + 50 s / 10 s, kept
+    moving = schedules.BudgetedSchedule(1e-3, 100, 4, max_minutes=1.0)
+    assert _run_epochs(schedules, moving, clock, [10, 2]) == [6.0, 26.0]
+
+
+def test_a_resume_must_agree_on_determinism(prepared, tmp_path):
+    from conftest import SMALL_UNET
+    from frcunet.errors import UserError
+    from frcunet.training import TrainConfig, train
+
+    settings = dict(data=str(prepared), run=str(tmp_path / "run"), model="unet", model_options=SMALL_UNET, epochs=1,
+                    batch_size=8, verbose=0)
+    train(TrainConfig(**settings))
+    with pytest.raises(UserError, match=r"other settings \(epochs|deterministic\)"):
+        train(TrainConfig(**dict(settings, epochs=2, deterministic=True)))
+
+
 def test_fixed_scaling_and_decoder_bn_change_the_model_not_its_interface():
     from frcunet.models import build_model
 
