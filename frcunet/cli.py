@@ -525,10 +525,6 @@ def main(argv=None):
 
     args = make_parser().parse_args(argv)
     _show_library_messages()
-    if args.command not in KERAS_FREE_VERBS:
-        from frcunet._startup import import_keras_quietly
-
-        import_keras_quietly()
     # SIGTERM (kill, a job scheduler, a closing session) ends the command as Ctrl-C does: the same clean-up and
     # one error line, where it used to die with status 143 and no word. A second SIGTERM kills at once.
     # Python lets only the main thread set a handler, and can restore only one set from Python (not None).
@@ -544,9 +540,19 @@ def main(argv=None):
     if handling_sigterm:
         signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
+        if args.command not in KERAS_FREE_VERBS:
+            from frcunet._startup import import_keras_quietly
+
+            import_keras_quietly()
         args.run_command(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ModuleNotFoundError as exc:
+        # The prediction-only install (numpy, Pillow, ONNX Runtime, tqdm) has no Keras, SciPy or Matplotlib.
+        print(f"error: frcunet {args.command} needs {exc.name}, which the prediction-only install leaves out: "
+              "pip install 'frcunet[train]' tensorflow-cpu (from a clone: pip install '.[train]' tensorflow-cpu, "
+              "or make venv)", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         stopped = "terminated (SIGTERM)" if terminated else "interrupted"

@@ -281,6 +281,11 @@ def test_the_light_install_predicts_real_images_without_tensorflow_or_keras(shar
     done = subprocess.run([str(venv / "bin" / "frcunet"), "predict", "--input", str(photos), "--out",
                            str(tmp_path / "light")], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
+    for verb in (["train", "--data", str(tmp_path / "nothing")], ["synth", "--out", str(tmp_path / "syn")]):
+        refused = subprocess.run([str(venv / "bin" / "frcunet"), *verb], capture_output=True, text=True, env=env,
+                                 cwd=tmp_path)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1 and "frcunet[train]" in lines[0], refused.stderr[-2000:]
     here = cli("predict", "--input", photos, "--out", tmp_path / "full", "--quiet")
     assert here.returncode == 0
     for photo in photos.iterdir():
