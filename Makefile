@@ -10,7 +10,7 @@ export KERAS_HOME := $(CURDIR)/.cache/keras
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: venv demo test lint test-tensorflow test-jax clean
+.PHONY: venv demo test lint browser test-tensorflow test-jax clean
 
 venv: $(STAMP)
 
@@ -29,7 +29,21 @@ demo: $(STAMP)
 
 # The linter, the whole suite and the package's docstring examples on TensorFlow, then the
 # backend-agnostic tests again on JAX.
-test: lint test-tensorflow test-jax
+test: lint browser test-tensorflow test-jax
+
+# The report tests render the pages in headless Chromium (Debian's package). Installed here when it is missing
+# and this is root with apt-get; elsewhere those tests skip, and under CI=true they fail, as without the shared data.
+CHROMIUM_NAMES := chromium chromium-browser google-chrome
+browser:
+	@for name in $(CHROMIUM_NAMES); do command -v $$name > /dev/null && exit 0; done; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+		echo "installing chromium for the report tests (apt-get)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null) \
+			|| echo "warning: apt-get could not install chromium; the browser tests will skip (fail under CI=true)"; \
+	else \
+		echo "warning: chromium is missing (install it: apt-get install chromium); the browser tests will skip" \
+			"(fail under CI=true)"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -299,8 +299,9 @@ def _run_evaluate(args):
     """Score a run's best model on a prepared test split.
 
     Predict the test split of a prepared folder with a run's best weights and write metrics.json, per_image.csv,
-    results.md, ROC.png, Precision_recall.png, overlays.png and masks/<id>_segmentation.png (at each image's
-    original size).
+    results.md, ROC.png, Precision_recall.png, overlays.png, masks/<id>_segmentation.png (at each image's
+    original size) and report.html, a page with every test image (sortable, with thumbnails; it needs no
+    network).
     """
     from frcunet.evaluation import EvaluateConfig, evaluate, printed_tables
 
@@ -331,6 +332,8 @@ def _add_predict(subparsers):
     parser.add_argument("--probabilities", action="store_true", help="also write <stem>_probability.png (0..255)")
     parser.add_argument("--workers", type=int, help="threads that decode and write while the network predicts "
                         "(default: one per core, and one more)")
+    parser.add_argument("--report", action="store_true", help="also write report.html (and report/): a gallery of "
+                        "the masks drawn on their images, to check them by eye")
     _add_quiet(parser)
 
 
@@ -341,7 +344,7 @@ def _run_predict(args):
     image or for every JPEG, PNG, BMP or TIFF in a folder, with a run's model, an ONNX export (--onnx) or,
     without either, the frcunet-lite trained on ISIC 2018 that ships with the package. ONNX models run on ONNX
     Runtime without TensorFlow or Keras. Unreadable files are reported and skipped; the exit status is then
-    non-zero.
+    non-zero. With --report, report.html in the output folder shows every mask drawn on its image.
     """
     from frcunet.prediction import needs_keras, predict_files
 
@@ -353,8 +356,13 @@ def _run_predict(args):
     if needs_keras(args.run, args.onnx):
         _import_keras_if_installed()
     written, failed = predict_files(args.run, args.input, args.out, args.threshold, args.probabilities, args.tta,
-                                    args.batch_size, progress=not args.quiet, onnx=args.onnx, workers=args.workers)
+                                    args.batch_size, progress=not args.quiet, onnx=args.onnx, workers=args.workers,
+                                    report=args.report)
     print(f"wrote {written} masks to {args.out}")
+    if args.report:
+        from pathlib import Path
+
+        print(f"gallery of the masks: {Path(args.out) / 'report.html'}")
     if failed:
         raise UserError(f"{len(failed)} of {written + len(failed)} inputs could not be read and were skipped: "
                         + "; ".join(failed))

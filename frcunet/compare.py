@@ -4,10 +4,11 @@ Each model is trained with the same recipe and wall-clock budget for every seed,
 test split, and summarised as mean ± sd over the seeds: the paper's pooled columns, per-image Dice, IoU
 and HD95, the ISIC thresholded Jaccard, parameters, epochs reached, training minutes and images per
 second. The first model is tested against each other one, image by image (Wilcoxon signed-rank on the
-per-image Dice, each image's Dice averaged over the seeds first). Optionally every trained model is also
-scored on a second dataset without fine-tuning (`transfer`) and after fine-tuning on it (`finetune`),
-with the same summaries and tests. Runs and evaluations are kept under `out/`, so an interrupted
-comparison continues where it stopped.
+per-image Dice, each image's Dice averaged over the seeds first). comparison.md holds the tables; report.html
+also shows every test image, each model's Dice on it and its thumbnails, sorted by where the first model loses
+most (frcunet.reports.compare). Optionally every trained model is also scored on a second dataset without
+fine-tuning (`transfer`) and after fine-tuning on it (`finetune`), with the same summaries and tests. Runs and
+evaluations are kept under `out/`, so an interrupted comparison continues where it stopped.
 """
 
 import csv
@@ -22,6 +23,9 @@ from pathlib import Path
 from frcunet.errors import UserError
 from frcunet.evaluation import RESULT_COLUMNS, column_value
 from frcunet.recipes import recipe_settings
+from frcunet.reports.compare import REPORT, Section, write_comparison_report
+from frcunet.reports.html import stamp
+from frcunet.reports.markdown import markdown_row, markdown_table
 
 # Widths chosen so the CPU baselines have about frcunet-lite's 2.9 M parameters. frcunet-lite keeps its
 # default width here (the cpu recipe narrows it) so that the three networks stay of a size.
@@ -116,16 +120,22 @@ def mean_sd(values, digits):
     return f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-HEADER = ("| model | seeds | " + " | ".join(c for c, _, _ in COLUMNS)
-          + " | parameters | epochs | train minutes | train images/s |\n| --- | --- |" + " --- |" * (len(COLUMNS) + 4))
+TABLE_HEADER = ("model", "seeds", *(c for c, _, _ in COLUMNS), "parameters", "epochs", "train minutes",
+                "train images/s")
+HEADER = markdown_table(TABLE_HEADER, [])  # the table's first two Markdown lines, for a table written row by row
 
 
-def _row(label, results, parameters):
-    """One table row from [(metrics, dice, timing or None), ...] of the seeds."""
+def _row_cells(label, results, parameters):
+    """One table row's cells from [(metrics, dice, timing or None), ...] of the seeds."""
     cells = [mean_sd([column_value(m, path) for m, _, _ in results], digits) for _, path, digits in COLUMNS]
     timings = [t for _, _, t in results if t is not None]
     timing = [mean_sd([t[i] for t in timings], d) if timings else "-" for i, d in ((1, 1), (0, 1), (2, 1))]
-    return f"| {label} | {len(results)} | " + " | ".join(cells + [f"{parameters / 1e6:.2f} M", *timing]) + " |"
+    return [label, str(len(results)), *cells, f"{parameters / 1e6:.2f} M", *timing]
+
+
+def _row(label, results, parameters):
+    """The Markdown line of `_row_cells` (benchmarks/finetune_ph2.py writes its table with HEADER and this)."""
+    return markdown_row(_row_cells(label, results, parameters))
 
 
 def paired_test(first, other):
@@ -146,19 +156,21 @@ def paired_test(first, other):
             "other_better": int((difference < 0).sum()), "p": p}
 
 
-def _test_lines(first_name, results):
-    """Markdown lines: the first model against each other one, per-image Dice, Wilcoxon signed-rank."""
+def _test_table(first_name, results):
+    """(header, rows): the first model against each other one, per-image Dice, Wilcoxon signed-rank; None with
+    one model."""
     names = list(results)
     if len(names) < 2:
-        return []
-    lines = [f"| {first_name} vs | images | mean ΔDice | median ΔDice | {first_name} better / worse | "
-             "Wilcoxon p |", "| --- | --- | --- | --- | --- | --- |"]
+        return None
+    header = [f"{first_name} vs", "images", "mean ΔDice", "median ΔDice", f"{first_name} better / worse",
+              "Wilcoxon p"]
     first = [dice for _, dice, _ in results[names[0]]]
+    rows = []
     for name in names[1:]:
         test = paired_test(first, [dice for _, dice, _ in results[name]])
-        lines.append(f"| {name} | {test['n']} | {test['mean_difference']:+.4f} | {test['median_difference']:+.4f} | "
-                     f"{test['first_better']} / {test['other_better']} | {test['p']:.3g} |")
-    return lines
+        rows.append([name, test["n"], f"{test['mean_difference']:+.4f}", f"{test['median_difference']:+.4f}",
+                     f"{test['first_better']} / {test['other_better']}", f"{test['p']:.3g}"])
+    return header, rows
 
 
 # Marks a folder compare writes. Not the marker of folders written whole (saving.OWNER_MARKER): compare adds
@@ -192,6 +204,12 @@ def _open_comparison_folder(out, inputs):
     return out
 
 
+def _evaluation_folder(out, name, seed, section):
+    """Where the evaluation of model `name`, seed `seed`, in section main, transfer or finetune is kept."""
+    suffix = {"main": "", "transfer": "_transfer", "finetune": "_finetuned"}[section]
+    return out / "eval" / f"{name}_seed{seed}{suffix}"
+
+
 def run_comparison(config):
     from frcunet.models import build_model
     from frcunet.provenance import git_commit, versions
@@ -213,10 +231,10 @@ def run_comparison(config):
         for seed in config.seeds:
             run = out / "runs" / f"{name}_seed{seed}"
             timing = _train_and_time(settings, options, config.data, run, name, seed)
-            metrics, dice = _evaluate(run, config.data, out / "eval" / f"{name}_seed{seed}")
+            metrics, dice = _evaluate(run, config.data, _evaluation_folder(out, name, seed, "main"))
             sections["main"][name].append((metrics, dice, timing))
             if config.transfer:
-                metrics, dice = _evaluate(run, config.transfer, out / "eval" / f"{name}_seed{seed}_transfer",
+                metrics, dice = _evaluate(run, config.transfer, _evaluation_folder(out, name, seed, "transfer"),
                                           resize=True)
                 sections["transfer"][name].append((metrics, dice, None))
             if config.finetune:
@@ -224,38 +242,66 @@ def run_comparison(config):
                 tune_settings, _ = _settings(budget, name, "finetune", config)
                 timing = _train_and_time(tune_settings, options, config.finetune, tuned, name, seed,
                                          init_weights=run / "best.weights.h5")
-                metrics, dice = _evaluate(tuned, config.finetune, out / "eval" / f"{name}_seed{seed}_finetuned")
+                metrics, dice = _evaluate(tuned, config.finetune, _evaluation_folder(out, name, seed, "finetune"))
                 sections["finetune"][name].append((metrics, dice, timing))
             _write_report(out, config, budget, names, sections, parameters, versions(), git_commit())
     return out / "comparison.md"
 
 
 def _write_report(out, config, budget, names, sections, parameters, library_versions, commit):
+    """comparison.md and report.html, rewritten after each evaluation so that an interrupted comparison has both."""
     from frcunet.saving import atomic_path
 
     titles = {"main": f"Test split of {config.data}",
               "transfer": f"No fine-tuning: the test split of {config.transfer}, models trained on {config.data}",
               "finetune": f"Fine-tuned: trained on {config.finetune} from each model's weights, scored on its test "
                           "split"}
-    lines = [f"# Comparison on {config.data} ({config.budget} budget, seeds {', '.join(map(str, config.seeds))})",
-             ""]
-    for key, title in titles.items():
+    title = f"Comparison on {config.data} ({config.budget} budget, seeds {', '.join(map(str, config.seeds))})"
+    lines, html_sections = [f"# {title}", ""], []
+    for key, heading in titles.items():
         results = {name: rows for name, rows in sections[key].items() if rows}
         if not results:
             continue
-        lines += [f"## {title}", "", HEADER, *(_row(n, r, parameters[n]) for n, r in results.items()), ""]
-        tests = _test_lines(names[0], results)
+        summary = (TABLE_HEADER, [_row_cells(n, r, parameters[n]) for n, r in results.items()])
+        lines += [f"## {heading}", "", markdown_table(*summary), ""]
+        tests = _test_table(names[0], results)
         if tests:
-            lines += ["Paired per-image test (Dice of each image averaged over the seeds):", "", *tests, ""]
+            lines += ["Paired per-image test (Dice of each image averaged over the seeds):", "",
+                      markdown_table(*tests), ""]
+        html_sections.append(_report_section(out, config, key, heading, results, summary, tests))
     train, _ = _settings(budget, names[0], "train", config)
     tune, _ = _settings(budget, names[0], "finetune", config)
+    command = " ".join(shlex.quote(a) for a in sys.argv)
     lines += [
-        "Mean ± sample sd over the seeds. Pooled F1..JS over all test pixels at threshold 0.5 (JS = true Jaccard); "
-        "/img = per-image means; thr. Jaccard = the ISIC challenge score (per-image IoU below 0.65 counts as 0).",
+        NOTES,
         f"Recipe {budget['recipe']!r}; training settings: {json.dumps(train)}; fine-tuning: {json.dumps(tune)}; "
         f"model options: {json.dumps({n: _settings(budget, n, 'train', config)[1] for n in names})}.",
-        f"Command: `{' '.join(shlex.quote(a) for a in sys.argv)}`.",
+        f"Command: `{command}`.",
         f"Versions: {json.dumps(library_versions)}; commit {commit}.",
     ]
     with atomic_path(out / "comparison.md") as temporary:
         temporary.write_text("\n".join(lines) + "\n")
+    about = [("data", config.data), ("budget", f"{config.budget} (recipe {budget['recipe']!r})"),
+             ("seeds", ", ".join(map(str, config.seeds))), ("models", ", ".join(names)),
+             ("command", command), ("written", f"{stamp()}, commit {commit}"),
+             ("tables", "comparison.md beside this page; each evaluation in eval/")]
+    with atomic_path(out / REPORT) as temporary:
+        write_comparison_report(temporary, title, about, html_sections)
+
+
+NOTES = ("Mean ± sample sd over the seeds. Pooled F1..JS over all test pixels at threshold 0.5 (JS = true Jaccard); "
+         "/img = per-image means; thr. Jaccard = the ISIC challenge score (per-image IoU below 0.65 counts as 0).")
+SECTION_DATA = {"main": "data", "transfer": "transfer", "finetune": "finetune"}
+
+
+def _report_section(out, config, key, heading, results, summary, tests):
+    """A section of report.html: each image's Dice per model (over the seeds) and the thumbnails."""
+    from frcunet.reports.evaluate import poor_masks
+
+    return Section(
+        name=key, title=heading, models=list(results),
+        dice={model: [dice for _, dice, _ in rows] for model, rows in results.items()},
+        evaluations={model: [_evaluation_folder(out, model, seed, key) for seed in config.seeds[:len(rows)]]
+                     for model, rows in results.items()},
+        summary=summary, tests=tests,
+        poor=poor_masks(getattr(config, SECTION_DATA[key])), notes=[NOTES])

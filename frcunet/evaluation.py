@@ -8,6 +8,8 @@ Output folder (`output/<run name>` by default), written atomically:
                            average precision (stored as "auc_pr"); "HD95 diag." counts an empty
                            prediction or truth as the image diagonal instead of leaving it out
     ROC.png  Precision_recall.png  overlays.png
+    report.html  report/   every test image in a sortable table, with thumbnails and overlays
+                           (frcunet.reports.evaluate)
     masks/<id>_segmentation.png   0/255 at each test image's original size
 """
 
@@ -25,6 +27,7 @@ from frcunet.data.prepare import MANIFEST
 from frcunet.errors import UserError
 from frcunet.metrics import PER_IMAGE_KEYS, PooledCounts, per_image_metrics, per_image_statistics, thresholded_jaccard
 from frcunet.provenance import versions
+from frcunet.reports.markdown import markdown_table, number
 from frcunet.saving import atomic_folder, check_output_folder, read_json
 
 # Every results table's columns: (header, where the value sits in a metrics summary, decimals). The paper's
@@ -150,17 +153,14 @@ def _metrics_record(counts, per_image):
     }
 
 
+def results_cells(summary):
+    """The results table's cells of one metrics summary, formatted ('-' where a value is missing)."""
+    return [number(column_value(summary, path), digits) for _, path, digits in RESULT_COLUMNS]
+
+
 def results_table(name, summary):
     """Markdown table: the paper's columns, then per-image Dice, IoU, HD95 and the ISIC score."""
-    cells = []
-    for _, path, digits in RESULT_COLUMNS:
-        value = column_value(summary, path)
-        cells.append("-" if value is None else f"{value:.{digits}f}")
-    return "\n".join([
-        "| model | " + " | ".join(header for header, _, _ in RESULT_COLUMNS) + " |",
-        "| --- |" + " --- |" * len(RESULT_COLUMNS),
-        f"| {name} | " + " | ".join(cells) + " |",
-    ])
+    return markdown_table(["model", *(header for header, _, _ in RESULT_COLUMNS)], [[name, *results_cells(summary)]])
 
 
 def _write_per_image(path, ids, per_image):
@@ -249,8 +249,38 @@ def evaluate(config):
         plot_precision_recall(counts, metrics["pooled"], staging / "Precision_recall.png", title)
         _case_figure(staging / "overlays.png", ids, images, truth, probabilities, per_image, config.threshold, title)
         (staging / "results.md").write_text(_results_markdown(run, config, metrics))
+        _write_report(staging, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes)
         _write_masks(staging / "masks", ids, probabilities, original_sizes, config.threshold, config.progress)
     return metrics, out
+
+
+def _write_report(folder, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes):
+    """report.html and its thumbnails and overlays (frcunet.reports.evaluate)."""
+    from frcunet.provenance import git_commit
+    from frcunet.reports.evaluate import Cases, poor_masks, write_evaluation_report
+    from frcunet.reports.html import stamp
+
+    grid, name = metrics["grid"], f"{metrics['model']} ({run.name})"
+    progress = metrics.get("run_progress")
+    about = [
+        ("run", f"{run.name} on {Path(config.data).name}"),
+        ("run folder", "the model shipped with the package" if config.pretrained else str(run)),
+        ("model", metrics["model"]),
+        ("data", f"{config.data}: its test split, {len(ids)} images scored at {grid[0]}x{grid[1]}"),
+        ("settings", f"threshold {config.threshold}{', flip TTA' if config.tta else ''}"
+                     f"{', resized to the model' if config.resize else ''}"),
+        ("training", None if not progress or progress["finished"] else
+         f"unfinished: {progress['epochs_done']} of {progress['epochs_planned']} epochs, best epoch "
+         f"{progress['best_epoch']} scored"),
+        ("written", f"{stamp()} by frcunet {metrics['versions'].get('frcunet')}, commit {git_commit() or 'unknown'}"),
+        ("files", "metrics.json, per_image.csv, results.md, masks/ (beside this page)"),
+    ]
+    header = ["", *(column for column, _, _ in RESULT_COLUMNS)]
+    rows = [[name, *results_cells(metrics)]]
+    if metrics.get("native"):
+        rows.append([name + " native", *results_cells(metrics["native"])])
+    cases = Cases(ids, images, truth, probabilities, per_image, config.threshold, original_sizes)
+    write_evaluation_report(folder, cases, about, (header, rows), poor_masks(config.data))
 
 
 def _results_markdown(run, config, metrics):

@@ -247,9 +247,12 @@ class _Prefetch:
 
 
 def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True,
-                  onnx=None, workers=None):
+                  onnx=None, workers=None, report=False):
     """Segments files with a model (an ONNX file, a run, or with neither the shipped model); returns (number
     written, list of "file: reason" for unreadable inputs).
+
+    With `report`, also writes `out`/report.html and `out`/report/: a gallery of the masks drawn on their images
+    (frcunet.reports.gallery), published once every mask is written.
 
     Masks go into `out`, which may hold other files: only files that predict wrote are ever replaced, and a
     file is recorded as predict's only once it is written. Decoding and writing run on `workers` threads
@@ -275,7 +278,8 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     out.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(out.parent / f".{out.name}.lock", out, "written"):
         ours = OwnedEntries(out, PREDICTED_RECORD)
-        foreign = ours.foreign([name for file_names in names.values() for name in file_names])
+        foreign = ours.foreign([name for file_names in names.values() for name in file_names] +
+                               (_gallery_names(out) if report else []))
         if foreign:
             raise UserError(f"{out} already holds {', '.join(foreign[:3])}{' ...' if len(foreign) > 3 else ''}, "
                             "not written by frcunet predict; it is left untouched: choose another --out")
@@ -283,8 +287,47 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
         # One more thread than cores: a thread is often waiting for the file system (measured: 3 threads on 2
         # cores predicted 86 images/s, 2 threads 66, docs/benchmarks.md).
         workers = max(1, workers or cores + 1)
-        return _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress,
-                             workers)
+        if not report:
+            return _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress,
+                                 workers)
+        return _predict_with_gallery(model, files, names, out, ours, threshold, probabilities, tta, batch_size,
+                                     progress, workers, _gallery_facts(run, onnx, source, threshold, tta))
+
+
+GALLERY_PAGE, GALLERY_FILES = "report.html", "report"
+
+
+def _gallery_names(out):
+    """The gallery's names that predict must own before it replaces them. Its folder carries a marker of its own
+    (saving.atomic_folder), so one published by a run killed before recording it is still known as predict's."""
+    from frcunet.saving import folder_kind
+
+    return [GALLERY_PAGE] + ([] if folder_kind(out / GALLERY_FILES) == "gallery" else [GALLERY_FILES])
+
+
+def _gallery_facts(run, onnx, source, threshold, tta):
+    model = f"ONNX file {onnx}" if onnx else f"run {run}" if run else \
+        "the frcunet-lite shipped with the package (trained on ISIC 2018)"
+    return [("model", model), ("input", str(source)),
+            ("settings", f"threshold {threshold}{', flip TTA' if tta else ''}")]
+
+
+def _predict_with_gallery(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress,
+                          workers, about):
+    """_predict_into, drawing each mask on its image as it is written; then the gallery's page."""
+    from frcunet.reports.gallery import Gallery
+    from frcunet.reports.html import stamp
+    from frcunet.saving import atomic_folder, atomic_path
+
+    with atomic_folder(out / GALLERY_FILES, "gallery") as staging:
+        gallery = Gallery(staging, threshold)
+        written, failed = _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size,
+                                        progress, workers, gallery)
+    ours.add([GALLERY_FILES])
+    with atomic_path(out / GALLERY_PAGE) as temporary:
+        gallery.write_page(temporary, files, [*about, ("written", stamp())], failed)
+    ours.add([GALLERY_PAGE])
+    return written, failed
 
 
 def _warn_if_unfinished(run):
@@ -296,13 +339,17 @@ def _warn_if_unfinished(run):
                     f"epochs): predicting with its best epoch so far (epoch {progress['best_epoch']})")
 
 
-def _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress, workers):
-    """predict_files' loop: decoding ahead on the pool, the network on this thread, writing on the pool."""
+def _predict_into(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress, workers,
+                  gallery=None):
+    """predict_files' loop: decoding ahead on the pool, the network on this thread, writing on the pool (and
+    drawing into `gallery`, a reports.gallery.Gallery, when given)."""
     from frcunet.data.imaging import read_image
 
     size = model_size(model)
 
     def write(path, probability, original):
+        if gallery is not None:
+            gallery.add(path, probability, original)
         probability = resize_probabilities(probability, original)
         save_mask_png(probability > threshold, out / names[path][0])
         if probabilities:

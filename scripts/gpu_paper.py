@@ -104,22 +104,24 @@ def train_and_evaluate(model, data, plan, work, out):
             "dice_per_image": metrics["per_image_mean"]["dice"], "thresholded_jaccard": metrics["thresholded_jaccard"]}
 
 
-def results_table(rows, device, step_speed, plan):
+def results_table(rows_in, device, step_speed, plan):
+    from frcunet.reports.markdown import markdown_table, number
+
     lines = [f"# Paper scale on {device}", "",
              f"ISIC 2018 at {plan['size'][0]}x{plan['size'][1]}, seeded 70/10/20 split, paper recipe (BCE, Adam 1e-4, "
              f"plateau schedule), {' '.join(plan['train'])}, a wall-clock budget per model (`--max-minutes`), "
-             f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}.", "",
-             "| model | F1 | SE | SP | ACC | PC | JS | Dice/img | ISIC thr. Jaccard | epochs | minutes | "
-             "fit images/s | step images/s (in-memory) |", "| --- |" + " --- |" * 13]
-    for row in rows:
-        pooled = [f"{row['pooled'][c]:.4f}" for c in COLUMNS]
+             f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}.", ""]
+    header = ["model", *(c.upper() for c in COLUMNS), "Dice/img", "ISIC thr. Jaccard", "epochs", "minutes",
+              "fit images/s", "step images/s (in-memory)"]
+    rows = []
+    for row in rows_in:
         speed = step_speed.get(row["model"])
-        lines.append(f"| {row['model']} | " + " | ".join(pooled) + f" | {row['dice_per_image']:.4f} | "
-                     f"{row['thresholded_jaccard']:.4f} | {row['epochs']} | {row['minutes']:.1f} | "
-                     f"{row['fit_images_per_second']:.1f} | {f'{speed:.1f}' if speed else '-'} |")
+        rows.append([row["model"], *(f"{row['pooled'][c]:.4f}" for c in COLUMNS), f"{row['dice_per_image']:.4f}",
+                     f"{row['thresholded_jaccard']:.4f}", row["epochs"], f"{row['minutes']:.1f}",
+                     f"{row['fit_images_per_second']:.1f}", f"{speed:.1f}" if speed else "-"])
     for name, values in PAPER_ROWS.items():
-        cells = [f"{v:.3f}" if v is not None else "-" for v in values]
-        lines.append(f"| {name} | " + " | ".join(cells) + " | - | - | - | 100 | - | - | - |")
+        rows.append([name, *(number(v, 3) for v in values), "-", "-", "-", 100, "-", "-", "-"])
+    lines.append(markdown_table(header, rows))
     lines += ["", "The paper trained 100 epochs on the 1815/259/520 split; the rows above are what the budget "
               "reached. 'fit images/s' includes validation and the input pipeline; 'step images/s' is a training "
               "step on random in-memory batches, so their ratio shows what the input pipeline costs."]

@@ -155,16 +155,16 @@ def manifest_sha1(folder):
 
 
 def preparation_report(manifest, out_dir):
-    """The lines printed at the end of a preparation."""
+    """The lines printed at the end of a preparation: a table of the splits, then any warnings."""
+    from frcunet.reports.markdown import markdown_table, number
+
+    fractions = manifest["lesion_fraction"]
+    table = markdown_table(["split", "pairs", "lesion fraction"],
+                           [[split, manifest["counts"][split], number(fractions[split], 3)] for split in SPLITS])
     lines = [f"prepared {sum(manifest['counts'].values())} pairs at {manifest['size'][0]}x{manifest['size'][1]} "
-             f"in {manifest['seconds']:.1f} s -> {out_dir}"]
-    for split in SPLITS:
-        fraction = manifest["lesion_fraction"][split]
-        shown = f"{fraction:.3f}" if fraction is not None else "-"
-        lines.append(f"  {split:5s} {manifest['counts'][split]:5d} pairs, lesion fraction {shown}")
-        if fraction == 0:
-            lines.append(f"warning: no {split} mask has a lesion pixel; check that the masks mark lesions "
-                         "with a value above their background")
+             f"in {manifest['seconds']:.1f} s -> {out_dir}", "", table]
+    lines += [f"warning: no {split} mask has a lesion pixel; check that the masks mark lesions with a value above "
+              "their background" for split in SPLITS if fractions[split] == 0]
     return "\n".join(lines)
 
 
