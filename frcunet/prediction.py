@@ -356,37 +356,55 @@ def _predict_into(model, files, names, out, ours, threshold, probabilities, tta,
             _save_probability_png(probability, out / names[path][1])
         return path
 
-    failed, written = [], 0
+    failed = []
     # Decoded images are small (the model's size) and a write holds the small map until it resizes it, so
     # a few batches in flight keep every core busy in bounded memory, whatever the number of files.
     in_flight = 4 * batch_size
-    with ThreadPoolExecutor(workers) as pool, \
-            tqdm(total=len(files), desc="predicting", unit="image", disable=not progress, file=sys.stderr) as bar:
-        decoded = _Prefetch(pool, lambda path: read_image(path, size)[:2], files, in_flight)
-        writes = deque()
-        while decoded:
-            batch = decoded.take(batch_size)
-            readable = [(path, result) for path, result, error in batch if error is None]
-            for path, _, error in batch:
-                if error is not None:
-                    failed.append(f"{path.name}: {error}")
-                    log.warning(f"skipping {path}: {error}")
-            if readable:
-                maps = predict_batches(model, np.stack([image for _, (image, _) in readable]), batch_size, tta,
-                                       progress=False)
-                writes.extend(pool.submit(write, path, probability, original)
-                              for probability, (path, (_, original)) in zip(maps, readable))
-            # Record what is written; wait for the oldest writes only when too many are pending.
-            done = [writes.popleft().result() for _ in range(max(0, len(writes) - in_flight))]
-            while writes and writes[0].done():
-                done.append(writes.popleft().result())
-            ours.add(name for path in done for name in names[path])
-            written += len(done)
-            bar.update(len(batch))
-        done = [future.result() for future in writes]
-        ours.add(name for path in done for name in names[path])
-        written += len(done)
-    return written, failed
+    writes = deque()
+    written = _WrittenRecord(ours, names)
+    try:
+        with ThreadPoolExecutor(workers) as pool, \
+                tqdm(total=len(files), desc="predicting", unit="image", disable=not progress, file=sys.stderr) as bar:
+            decoded = _Prefetch(pool, lambda path: read_image(path, size)[:2], files, in_flight)
+            while decoded:
+                batch = decoded.take(batch_size)
+                readable = [(path, result) for path, result, error in batch if error is None]
+                for path, _, error in batch:
+                    if error is not None:
+                        failed.append(f"{path.name}: {error}")
+                        log.warning(f"skipping {path}: {error}")
+                if readable:
+                    maps = predict_batches(model, np.stack([image for _, (image, _) in readable]), batch_size, tta,
+                                           progress=False)
+                    writes.extend(pool.submit(write, path, probability, original)
+                                  for probability, (path, (_, original)) in zip(maps, readable))
+                # Wait for the oldest writes only when too many are pending; record those finished.
+                while len(writes) > in_flight or (writes and writes[0].done()):
+                    written.add(writes.popleft().result())
+                bar.update(len(batch))
+            while writes:
+                written.add(writes.popleft().result())
+    finally:
+        # An error or an interrupt: the pool has finished what it started; whatever was written is recorded,
+        # so that rerunning the same command replaces those masks instead of refusing them as the user's.
+        written.add_all(future.result() for future in writes
+                        if future.done() and not future.cancelled() and not future.exception())
+    return written.count, failed
+
+
+class _WrittenRecord:
+    """Records each written input's output names in predict's record, in the order they are written."""
+
+    def __init__(self, ours, names):
+        self.ours, self.names, self.count = ours, names, 0
+
+    def add(self, path):
+        self.add_all([path])
+
+    def add_all(self, paths):
+        paths = list(paths)
+        self.ours.add(name for path in paths for name in self.names[path])
+        self.count += len(paths)
 
 
 def save_mask_png(mask, path):

@@ -182,24 +182,31 @@ def atomic_folder(path, kind, **check):
 class OwnedEntries:
     """The names the project wrote into a folder that it shares with the user (predict, download).
 
-    A record file in the folder lists them, as a JSON list (any file name fits, newlines and undecodable
-    bytes included); an existing entry that is not listed is the user's and is never replaced.
+    A record file in the folder lists them, one JSON string a line (any file name fits, newlines and
+    undecodable bytes included); an existing entry that is not listed is the user's and is never replaced.
+    New names are appended, so that recording as files appear costs the same for the millionth as for the
+    first; a line cut short by a crash is ignored when read.
     """
 
     def __init__(self, folder, record_name):
         self.record = Path(folder) / record_name
-        self.names = _read_record(self.record)
+        self.names, self._appendable = _read_record(self.record)
 
     def foreign(self, names):
         """Those of `names` that exist in the folder and were not written by the project."""
         return [name for name in names if (self.record.parent / name).exists() and name not in self.names]
 
     def add(self, names):
-        """Records `names` as the project's (the record is rewritten atomically)."""
-        new = set(names) - self.names
-        if new:
-            self.names.update(new)
-            self._write()
+        """Records `names` as the project's, appending them to the record."""
+        new = sorted(set(names) - self.names)
+        if not new:
+            return
+        self.names.update(new)
+        if not self._appendable:
+            self._write()  # an older format: rewritten whole once, then appended to
+            return
+        with open(self.record, "a") as f:
+            f.write("".join(json.dumps(name) + "\n" for name in new))
 
     def discard(self, names):
         """Forgets `names` (the record is rewritten atomically)."""
@@ -211,18 +218,35 @@ class OwnedEntries:
     def _write(self):
         with atomic_path(self.record) as temporary:
             # ASCII escapes keep names that are not valid UTF-8 (surrogate escapes) writable and exact.
-            temporary.write_text(json.dumps(sorted(self.names), indent=0) + "\n")
+            temporary.write_text("".join(json.dumps(name) + "\n" for name in sorted(self.names)))
+        self._appendable = True
 
 
 def _read_record(record):
-    """The set of names in a record: a JSON list, or one name a line as versions before it wrote."""
+    """(names, whether new names may be appended) of a record: JSON strings a line; a JSON list or plain
+    names a line, as earlier versions wrote, are read too and rewritten at the next addition."""
     if not record.is_file():
-        return set()
+        return set(), True
     text = record.read_text(errors="surrogateescape")
     try:
-        names = json.loads(text)
+        whole = json.loads(text)
     except ValueError:
-        names = None
-    if isinstance(names, list) and all(isinstance(name, str) for name in names):
-        return set(names)
-    return set(text.split("\n")) - {""}
+        whole = None
+    if isinstance(whole, list) and all(isinstance(name, str) for name in whole):
+        return set(whole), False
+    names, plain = set(), False
+    for line in text.split("\n"):
+        if not line:
+            continue
+        try:
+            name = json.loads(line)
+        except ValueError:
+            name = None
+        if isinstance(name, str):
+            names.add(name)
+        elif line.startswith('"'):
+            continue  # a line cut short by a crash
+        else:
+            names.add(line)  # a plain name, as versions before JSON wrote them
+            plain = True
+    return names, not plain

@@ -2,7 +2,6 @@
 
 import http.server
 import io
-import json
 import threading
 import zipfile
 
@@ -12,6 +11,7 @@ from conftest import cli, run_cli
 from frcunet.data.sources import isic2018_pairs
 from frcunet.download import download_dataset
 from frcunet.errors import UserError
+from frcunet.saving import OwnedEntries
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 
@@ -153,7 +153,7 @@ def test_a_redownload_keeps_the_users_files_in_an_extracted_folder(server, tmp_p
     with zipfile.ZipFile(good / f"{IN18}.zip") as archive:
         assert (good / IN18 / "ISIC_0000000.jpg").read_bytes() == archive.read(f"{IN18}/ISIC_0000000.jpg")
     assert len(isic2018_pairs(good)) == 3
-    record = json.loads((good / ".frcunet-extracted").read_text())
+    record = OwnedEntries(good, ".frcunet-extracted").names
     assert f"{IN18}/ISIC_0000000.jpg" in record and f"{IN18}/my_note.txt" not in record
 
 
@@ -168,7 +168,7 @@ def test_a_folder_that_an_older_version_extracted_keeps_the_users_files(server, 
     done = _redownload(good)
     assert done.returncode == 0, done.stderr
     assert note.read_text() == "the user's" and len(isic2018_pairs(good)) == 3
-    record = json.loads((good / ".frcunet-extracted").read_text())
+    record = OwnedEntries(good, ".frcunet-extracted").names
     assert f"{IN18}/LICENSE.txt" in record and IN18 not in record and GT18 not in record
 
 

@@ -98,3 +98,25 @@ def test_the_api_reads_image_arrays_as_prepare_reads_files():
                          (np.full((4, 4, 3), 300.0), "0..255")):
         with pytest.raises(UserError, match=words):
             frcunet.predict(None, image)
+
+
+@pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_a_predict_stopped_by_a_failed_write_or_an_interrupt_can_be_run_again(tmp_path, monkeypatch, failure):
+    from frcunet import prediction
+
+    photos = _photos(tmp_path / "in", count=12)
+    real_save, calls = prediction.save_mask_png, []
+
+    def failing_save(mask, path):
+        calls.append(path)
+        if len(calls) == 5:
+            raise failure
+        real_save(mask, path)
+
+    monkeypatch.setattr(prediction, "save_mask_png", failing_save)
+    with pytest.raises(type(failure)):
+        prediction.predict_files(None, photos, tmp_path / "o", batch_size=2, workers=2, progress=False)
+    monkeypatch.undo()
+    assert 0 < len(list((tmp_path / "o").glob("*_segmentation.png"))) < 12
+    done = cli("predict", "--input", photos, "--out", tmp_path / "o", "--quiet")
+    assert done.returncode == 0 and "wrote 12 masks" in done.stdout, done.stderr

@@ -57,7 +57,7 @@ def test_the_record_holds_any_file_name(tmp_path):
     for name in names:
         (tmp_path / name).write_bytes(b"mask")
     OwnedEntries(tmp_path, RECORD).add(names)
-    assert sorted(json.loads((tmp_path / RECORD).read_text())) == sorted(names)
+    assert [json.loads(line) for line in (tmp_path / RECORD).read_text().splitlines()] == sorted(names)
     reread = OwnedEntries(tmp_path, RECORD)
     assert reread.foreign(names) == []  # a second run does not refuse its own masks
     assert reread.names == set(names)
@@ -70,8 +70,8 @@ def test_a_record_in_the_older_one_name_a_line_format_still_counts(tmp_path):
     ours = OwnedEntries(tmp_path, RECORD)
     assert ours.foreign(["a_segmentation.png", "b_segmentation.png", "mine.png"]) == ["mine.png"]
     ours.add(["c_segmentation.png"])  # rewritten in the new format, nothing lost
-    assert json.loads((tmp_path / RECORD).read_text()) == ["a_segmentation.png", "b_segmentation.png",
-                                                           "c_segmentation.png"]
+    assert [json.loads(line) for line in (tmp_path / RECORD).read_text().splitlines()] == [
+        "a_segmentation.png", "b_segmentation.png", "c_segmentation.png"]
 
 
 def test_names_leave_the_record_atomically(tmp_path):
@@ -80,3 +80,17 @@ def test_names_leave_the_record_atomically(tmp_path):
     ours.discard(["a", "never recorded"])
     assert OwnedEntries(tmp_path, RECORD).names == {"b"}
     assert sorted(p.name for p in tmp_path.iterdir()) == [RECORD]  # no temporary file left
+
+
+def test_names_are_appended_and_a_line_cut_short_is_ignored(tmp_path):
+    ours = OwnedEntries(tmp_path, RECORD)
+    ours.add(["a"])
+    ours.add(["b", "a"])
+    assert (tmp_path / RECORD).read_text() == '"a"\n"b"\n'  # appended, each name once
+    with open(tmp_path / RECORD, "a") as f:
+        f.write('"c_segmen')  # a kill in the middle of an append
+    assert OwnedEntries(tmp_path, RECORD).names == {"a", "b"}
+    (tmp_path / RECORD).write_text('["x", "y"]')  # the JSON list of the version before
+    older = OwnedEntries(tmp_path, RECORD)
+    older.add(["z"])
+    assert OwnedEntries(tmp_path, RECORD).names == {"x", "y", "z"}
