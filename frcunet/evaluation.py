@@ -93,10 +93,11 @@ def _check_unseen(run, run_config, data, test_ids, allow_seen):
     seen = run_config.settings.get("seen_ids")
     hint = "pass --allow-seen to score them anyway"
     if seen is not None:
-        overlap = set(test_ids) & (set(seen.get("train", [])) | set(seen.get("val", [])))
+        overlap = set(test_ids) & {i for ids in seen.values() for i in ids}
         if overlap and not allow_seen:
-            raise UserError(f"{len(overlap)} of the {len(test_ids)} test images of {data} are images {run} trained "
-                            f"or validated on (e.g. {sorted(overlap)[0]}): its score would be inflated; evaluate on "
+            who = f"{run} (or the weights it started from)" if "init_weights" in seen else f"{run}"
+            raise UserError(f"{len(overlap)} of the {len(test_ids)} test images of {data} are images {who} trained or "
+                            f"validated on (e.g. {sorted(overlap)[0]}): its score would be inflated; evaluate on "
                             f"images it did not see (was the folder prepared again with another --seed?), or {hint}")
         return
     trained_on = run_config.settings.get("data")

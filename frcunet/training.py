@@ -209,6 +209,9 @@ def _validate(config):
     _check_float_settings(config)
     if config.bn_recalibration < 0 or config.epoch_images < 0:
         raise UserError("--bn-recalibration and --epoch-images must not be negative")
+    if config.freeze_bn and not (config.init_weights or config.backbone_weights):
+        raise UserError("--freeze-bn keeps batch norm as the weights start, and untrained it normalises nothing: "
+                        "add --init-weights pretrained (or a run's best.weights.h5), or --freeze-bn off")
     if config.freeze_bn and config.bn_recalibration:
         raise UserError("--freeze-bn keeps batch norm statistics as they are, --bn-recalibration re-estimates "
                         "them; choose one (--bn-recalibration 0 with --freeze-bn on)")
@@ -263,13 +266,32 @@ def _init_weights_source(config):
 
 
 def _seen_ids(config):
-    """{"train": ids, "val": ids} the run fits and validates on, from the manifest (None without one): what
-    evaluate checks a test split against."""
+    """{"train": ids, "val": ids, "init_weights": ids} the run fits and validates on, from the manifest, and
+    those its starting weights saw (the shipped model's, or an earlier run's): what evaluate checks a test split
+    against. None when neither is known."""
+    seen = {}
     path = Path(config.data) / MANIFEST
-    if not path.is_file():
-        return None
-    splits = json.loads(path.read_text()).get("splits", {})
-    return {name: [entry["id"] for entry in splits.get(name, [])] for name in ("train", "val")}
+    if path.is_file():
+        splits = json.loads(path.read_text()).get("splits", {})
+        seen = {name: [entry["id"] for entry in splits.get(name, [])] for name in ("train", "val")}
+    inherited = _inherited_seen_ids(config.init_weights)
+    if inherited:
+        seen["init_weights"] = inherited
+    return seen or None
+
+
+def _inherited_seen_ids(init_weights):
+    """The ids the weights a run starts from were trained or validated on (sorted; [] when unknown)."""
+    if not init_weights:
+        return []
+    if init_weights == PRETRAINED_NAME:
+        from frcunet.pretrained import pretrained_record
+
+        seen = pretrained_record().get("seen_ids") or {}
+    else:
+        earlier = read_run_record(Path(init_weights).parent) if Path(init_weights).is_file() else None
+        seen = (earlier.settings.get("seen_ids") or {}) if earlier else {}
+    return sorted({i for ids in seen.values() for i in ids})
 
 
 def _run_config(config, size):

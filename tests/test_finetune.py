@@ -36,6 +36,9 @@ def test_training_from_the_shipped_model_builds_its_network_and_starts_from_its_
     assert record["size"] == [32, 32] and record["init_weights"] == "pretrained"
     assert record["init_weights_source"] == {
         "file": WEIGHTS_FILE, "sha1": hashlib.sha1((PRETRAINED_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()}
+    # What the shipped model saw counts as seen by the fine-tuned run too (evaluate refuses those images).
+    shipped_seen = shipped["seen_ids"]
+    assert record["seen_ids"]["init_weights"] == sorted(shipped_seen["train"] + shipped_seen["val"])
 
     from frcunet.runs import load_run_model
 
@@ -165,4 +168,12 @@ def test_a_folder_as_init_weights_is_named_a_folder(prepared, tmp_path):
                "--epochs", 1, "--init-weights", tmp_path / "some_run")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "is a folder" in lines[0] and "best.weights.h5" in lines[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_frozen_batch_norm_without_trained_weights_is_refused(prepared, tmp_path):
+    done = cli("train", "--data", prepared, "--run", tmp_path / "r", "--recipe", "finetune", "--model", "unet",
+               "--base-filters", 4)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--init-weights pretrained" in lines[0], lines
     assert not (tmp_path / "r").exists()
