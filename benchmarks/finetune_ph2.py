@@ -29,7 +29,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1, 2)
 LABEL_COUNTS = (5, 10, 20, 40, 80)
-# One lever changed from row 0 (the draft recipe: `--recipe finetune` as first written) per row.
+# Row 0 of the selection: `--recipe finetune` as first written, before the selection changed it. Every
+# variant changes it, so that the selection reruns as it ran whatever the recipe has become since.
+DRAFT = dict(epochs=30, batch_size=8, lr=3e-4, loss="bce+dice", augment="flip", monitor="last", schedule="cosine",
+             warmup_epochs=0.0, optimizer="adam", weight_decay=0.0, bn_recalibration=256, freeze_bn=False,
+             epoch_images=80, precision="auto", max_minutes=0.0)
+# One lever changed from the draft per row.
 VARIANTS = [
     ("draft: Adam 3e-4, cosine over 30 epochs, no warm-up, batch 8, flips and turns, BCE + Dice, batch norm "
      "statistics re-estimated on the training images", {}),
@@ -142,7 +147,7 @@ def stage_select(out, data):
     for index, (name, change) in enumerate(VARIANTS):
         record = out / "select" / f"row{index}.json"
         if not record.is_file():
-            settings = recipe(dict(change, monitor="last"))
+            settings = dict(DRAFT, **change)
             run = out / "select" / "runs" / f"row{index}"
             timing = train_row(run, data, settings, seed=0)
             write_json(record, {"name": name, "settings": settings, **timing, "val": score_on_val(run, data)})

@@ -31,18 +31,23 @@ def native_stderr_captured():
         return
     sys.stderr.flush()
     saved = os.dup(2)
+    python_stderr = sys.stderr
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
+        # Python's own messages (the library's warnings) still reach the terminal through a copy of it.
+        sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1)
         try:
             yield
-        except UserError:
-            raise  # the user's mistake is the one line to show
+        except (UserError, OSError, KeyboardInterrupt):
+            raise  # a mistake, a full disk, an interrupt: the one line the command prints says it all
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            python_stderr.write(captured.read().decode(errors="replace"))
             raise
         finally:
+            sys.stderr.close()
+            sys.stderr = python_stderr
             os.dup2(saved, 2)
             os.close(saved)
 

@@ -35,17 +35,19 @@ def _check_tools(fmt):
         raise UserError("onnx export needs tf2onnx: pip install tf2onnx onnx")
 
 
+def _weights_path(run, pretrained):
+    from frcunet.pretrained import PRETRAINED_DIR, WEIGHTS_FILE
+    from frcunet.runs import BEST_WEIGHTS
+
+    return PRETRAINED_DIR / WEIGHTS_FILE if pretrained else Path(run) / BEST_WEIGHTS
+
+
 def _source(run, pretrained):
-    """(model, RunRecord, weights file, label) of what is exported."""
-    from frcunet.runs import BEST_WEIGHTS, load_run_model
+    """(model, RunRecord, label) of what is exported: a run's best model, or the shipped one."""
+    from frcunet.runs import load_run_model
 
-    if pretrained:
-        from frcunet.pretrained import PRETRAINED_DIR, WEIGHTS_FILE
-
-        model, record = load_run_model(None)
-        return model, record, PRETRAINED_DIR / WEIGHTS_FILE, "pretrained"
-    model, record = load_run_model(run)
-    return model, record, Path(run) / BEST_WEIGHTS, str(run)
+    model, record = load_run_model(None if pretrained else run)
+    return model, record, "pretrained" if pretrained else str(run)
 
 
 def export_model(fmt, out=None, run=None, pretrained=False):
@@ -65,23 +67,40 @@ def export_model(fmt, out=None, run=None, pretrained=False):
         raise UserError("give --out FOLDER (only --format onnx of a --run may go into the run folder itself)")
     if out is not None:
         check_output_folder(Path(out), "export", keep_clear=(run,) if run else ())
-    model, record, weights, label = _source(run, pretrained)
-    weights_sha1 = hashlib.sha1(weights.read_bytes()).hexdigest()
     if out is None:
-        from frcunet.prediction import RUN_ONNX
-
-        path = Path(run) / RUN_ONNX
-        with atomic_path(path) as temporary:
-            _write(fmt, model, record, temporary, weights_sha1, label)
-        if hashlib.sha1(weights.read_bytes()).hexdigest() != weights_sha1:
-            path.unlink()
-            raise UserError(f"{weights} changed while it was exported (is the run still training?); export again "
-                            "when it has finished")
-        return path
+        return _export_into_run(fmt, Path(run))
+    weights = _weights_path(run, pretrained)
+    weights_sha1 = _sha1(weights) if weights.is_file() else None  # hashed before loading: what the export holds
+    model, record, label = _source(run, pretrained)
     out = Path(out)
     with atomic_folder(out, "export", keep_clear=(run,) if run else ()) as staging:
         _write(fmt, model, record, staging / FILE_NAMES[fmt], weights_sha1, label)
     return out / FILE_NAMES[fmt]
+
+
+def _sha1(path):
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+
+
+def _export_into_run(fmt, run):
+    """The run's own model.onnx, written under the run's lock (one writer per run folder: not while it trains).
+
+    The weights are hashed before they are loaded and again after the export: the SHA-1 written into the
+    model is that of the weights it holds.
+    """
+    from frcunet.locks import exclusive_lock
+    from frcunet.prediction import RUN_ONNX
+    from frcunet.runs import BEST_WEIGHTS
+
+    with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"):
+        weights = run / BEST_WEIGHTS
+        weights_sha1 = _sha1(weights) if weights.is_file() else None
+        model, record, label = _source(str(run), False)
+        with atomic_path(run / RUN_ONNX) as temporary:
+            _write(fmt, model, record, temporary, weights_sha1, label)
+            if _sha1(weights) != weights_sha1:
+                raise UserError(f"{weights} changed while it was exported; export again")
+    return run / RUN_ONNX
 
 
 def _write(fmt, model, record, path, weights_sha1, label):

@@ -98,11 +98,15 @@ def run_onnx_export(run, threads=None):
     if not path.is_file() or not onnxruntime_available():
         return None
     model = OnnxModel(path, threads)
-    if model.metadata.get("frcunet_weights_sha1") != _weights_sha1(Path(run) / BEST_WEIGHTS):
+    if not _exported_from(model, Path(run) / BEST_WEIGHTS):
         log.warning(f"{path} was exported from other weights than {Path(run) / BEST_WEIGHTS}; predicting with Keras "
                     f"(run frcunet export --run {run} --format onnx to export them again)")
         return None
     return model
+
+
+def _exported_from(model, weights):
+    return model.metadata.get("frcunet_weights_sha1") == _weights_sha1(weights)
 
 
 def shipped_onnx(threads=None):
@@ -118,9 +122,12 @@ def needs_keras(run=None, onnx=None):
     if onnx:
         return False
     from frcunet.pretrained import ONNX_FILE, PRETRAINED_DIR
+    from frcunet.runs import BEST_WEIGHTS
 
     path = PRETRAINED_DIR / ONNX_FILE if run is None else Path(run) / RUN_ONNX
-    return not (path.is_file() and onnxruntime_available())
+    if not (path.is_file() and onnxruntime_available()):
+        return True
+    return run is not None and not _exported_from(OnnxModel(path, threads=1), Path(run) / BEST_WEIGHTS)
 
 
 def open_model(run=None, onnx=None, threads=None):
