@@ -176,7 +176,8 @@ def _add_train(subparsers):
                         help="before each validation, re-estimate batch norm statistics on this many training "
                         "images (0: off; cpu recipe: 256)")
     parser.add_argument("--freeze-bn", choices=("on", "off"),
-                        help="batch norm layers keep the statistics and scales they start with (fine-tuning)")
+                        help="batch norm layers keep the statistics and scales they start with (fine-tuning; "
+                        "finetune recipe: on)")
     parser.add_argument("--epoch-images", type=int, metavar="N",
                         help="an epoch shows at least N images: a smaller training set is repeated within it "
                         "(finetune recipe: 80)")
@@ -254,8 +255,10 @@ def _run_train(args):
     Train a registry model on a prepared split folder into a run folder. Without --recipe the defaults are the
     paper's: frcunet, BCE, Adam 1e-4, batch 12, 100 epochs, no augmentation, LR x0.1 after 7 epochs without
     val_loss progress, best weights on val_loss. --recipe cpu is the measured best 60-minute CPU recipe for
-    frcunet-lite (see docs/results.md); flags given with a recipe override it. Run the same command again after
-    an interruption to continue from the last finished epoch.
+    frcunet-lite (see docs/results.md); --recipe finetune, with --init-weights pretrained, fine-tunes the model
+    shipped in the package on your own prepared images (Adam 1e-3, 30 epochs, batch norm frozen; about two
+    minutes for 80 images at 128x128 on 2 cores). Flags given with a recipe override it. Run the same command
+    again after an interruption to continue from the last finished epoch.
     """
     from frcunet.training import TrainConfig, train
 

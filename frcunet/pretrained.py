@@ -83,11 +83,13 @@ def pretrained_architecture(model, options, folder=PRETRAINED_DIR):
                         f"{shipped_name}; drop --model to fine-tune the shipped model")
     shipped = effective_model_options(shipped_name, shipped_options)
     for key, value in sorted(options.items()):
-        if key not in shipped or shipped[key] != value:
-            flag = "--" + key.replace("_", "-")
-            have = _flag_value(shipped[key]) if key in shipped else f"no {flag} option"
+        flag = "--" + key.replace("_", "-")
+        if key not in shipped:
+            raise UserError(f"the shipped {shipped_name} has no {flag} option; drop {flag} to fine-tune it")
+        if shipped[key] != value:
             raise UserError(f"{flag} {_flag_value(value)} would build another network than the shipped "
-                            f"{shipped_name} ({flag} {have}); drop {flag} to fine-tune the shipped model")
+                            f"{shipped_name} ({flag} {_flag_value(shipped[key])}); drop {flag} to fine-tune the "
+                            "shipped model")
     return shipped_name, shipped_options
 
 

@@ -84,6 +84,7 @@ def test_a_size_the_network_cannot_take_is_an_error(tmp_path):
         np.save(folder / f"mask_{split}.npy", np.zeros((2, 40, 40), np.uint8))
     done = cli("train", "--data", folder, "--run", tmp_path / "r", "--init-weights", "pretrained", "--epochs", 1)
     assert done.returncode == 2 and "multiple of 16" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
 
 
 def _readme_commands():

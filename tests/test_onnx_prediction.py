@@ -40,7 +40,7 @@ images = np.load(sys.argv[1])
 if sys.argv[3] == "onnx":
     import onnxruntime
     session = onnxruntime.InferenceSession(sys.argv[2], providers=["CPUExecutionProvider"])
-    assert session.get_inputs()[0].shape[0] != 1  # a dynamic batch dimension
+    assert not isinstance(session.get_inputs()[0].shape[0], int)  # a dynamic (symbolic) batch dimension
     out = session.run(["probabilities"], {"images": images})[0]
 else:
     from ai_edge_litert.interpreter import Interpreter
@@ -189,6 +189,10 @@ def test_a_photo_with_an_exif_orientation_gets_a_mask_aligned_as_viewers_show_it
     Image.fromarray(masks[0].astype(np.uint8) * 255).save(tmp_path / "mask.png")
     pair = read_pair(turned, tmp_path / "mask.png", (64, 64))  # prepare reads the photo upright too
     assert pair.original_size == (height, width)
+    from frcunet.data.imaging import read_image
+
+    as_shown = read_image(upright, (64, 64))[0].astype(int)
+    assert np.abs(pair.image.astype(int) - as_shown).mean() < 3  # the same picture (JPEG noise apart)
 
 
 def test_the_command_line_and_the_api_give_identical_masks(shared_data, tmp_path):
@@ -224,6 +228,18 @@ def test_overlapped_prediction_writes_what_a_sequential_one_writes(shared_data, 
     assert names == sorted(p.name for p in (tmp_path / "many").iterdir()) and len(names) == 23
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes(), name
+    # And what a plain loop writes, one image after the other on this thread.
+    from frcunet.data.imaging import read_image
+    from frcunet.prediction import model_size, predict_batches, resize_probabilities, save_mask_png, shipped_onnx
+
+    model = shipped_onnx()
+    (tmp_path / "plain").mkdir()
+    for photo in photos:
+        image, original = read_image(photo, model_size(model))[:2]
+        probability = resize_probabilities(predict_batches(model, image[None], progress=False)[0], original)
+        save_mask_png(probability > 0.5, tmp_path / "plain" / f"{photo.stem}_segmentation.png")
+        assert (tmp_path / "plain" / f"{photo.stem}_segmentation.png").read_bytes() == \
+            (tmp_path / "many" / f"{photo.stem}_segmentation.png").read_bytes(), photo.name
     recorded = (tmp_path / "many" / ".frcunet-predicted").read_text()
     assert "broken_segmentation.png" not in recorded  # a skipped input's name is not claimed
 
