@@ -8,7 +8,6 @@ An ONNX model carries metadata (the network, its options and input size, and the
 came from) that `frcunet predict` reads.
 """
 
-import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -79,7 +78,9 @@ def export_model(fmt, out=None, run=None, pretrained=False):
 
 
 def _sha1(path):
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    from frcunet.provenance import file_sha1
+
+    return file_sha1(path)
 
 
 def _export_into_run(fmt, run):

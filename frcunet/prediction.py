@@ -85,9 +85,9 @@ def predict_arrays(model, images, batch_size=8, tta=False, progress=False):
 
 
 def _weights_sha1(path):
-    import hashlib
+    from frcunet.provenance import file_sha1
 
-    return hashlib.sha1(Path(path).read_bytes()).hexdigest()
+    return file_sha1(path)
 
 
 def run_onnx_export(run, threads=None):

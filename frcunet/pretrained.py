@@ -7,7 +7,6 @@ float32 and assigns the arrays in the model's own weight order, checked by name
 and shape, so it works on every Keras backend and needs no network.
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -65,7 +64,9 @@ def load_pretrained_model(folder=PRETRAINED_DIR):
 def pretrained_source(folder=PRETRAINED_DIR):
     """{"file", "sha1"} of the shipped weights: what a run started from them records."""
     path = Path(folder) / WEIGHTS_FILE
-    return {"file": path.name, "sha1": hashlib.sha1(path.read_bytes()).hexdigest()}
+    from frcunet.provenance import file_sha1
+
+    return {"file": path.name, "sha1": file_sha1(path)}
 
 
 def pretrained_architecture(model, options, folder=PRETRAINED_DIR):

@@ -1,5 +1,6 @@
-"""What produced a result: library versions and the code's git commit."""
+"""What produced a result: library versions, the code's git commit, and the files it read (their SHA-1)."""
 
+import hashlib
 import importlib.metadata
 import subprocess
 import sys
@@ -34,3 +35,12 @@ def git_commit():
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "")
+
+
+def file_sha1(path, chunk=1 << 20):
+    """The SHA-1 of a file, read in chunks (a full model's weights are 275 MB)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -15,7 +15,6 @@ stopped before it kept an epoch takes its files out again.
 
 import contextlib
 import csv
-import hashlib
 import importlib.util
 import json
 import logging
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import keras
 
+from frcunet.batch_norm import batch_norm_layers
 from frcunet.callbacks import (
     STATE_FILE,
     AtomicBestCheckpoint,
@@ -50,7 +50,7 @@ from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model, build_model_to_load, check_model_options
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.pretrained import PRETRAINED_NAME, load_pretrained_weights, pretrained_architecture, pretrained_source
-from frcunet.provenance import git_commit, versions
+from frcunet.provenance import file_sha1, git_commit, versions
 from frcunet.runs import default_run_folder, load_weights_or_explain, read_run_record
 from frcunet.saving import atomic_path, check_folder_path, save_model_atomic
 from frcunet.schedules import BudgetedSchedule
@@ -262,7 +262,7 @@ def _init_weights_source(config):
     if config.init_weights == PRETRAINED_NAME:
         return pretrained_source()
     path = Path(config.init_weights)
-    return {"file": str(path), "sha1": hashlib.sha1(path.read_bytes()).hexdigest()} if path.is_file() else None
+    return {"file": str(path), "sha1": file_sha1(path)} if path.is_file() else None
 
 
 def _seen_ids(config):
@@ -524,9 +524,8 @@ def _compiled_model(config, size, fresh):
     model = build_model(config.model, (*size, 3), **config.model_options)
     if config.freeze_bn:
         # Not trainable, a Keras 3 BatchNormalization also normalises with its moving statistics in training.
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
+        for layer in batch_norm_layers(model):
+            layer.trainable = False
     if fresh:
         # Before compiling: a fine-tuned model starts with a fresh optimizer, not the source run's.
         if config.backbone_weights:

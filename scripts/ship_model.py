@@ -78,19 +78,18 @@ def main():
 
 def ship_onnx(folder):
     """The shipped weights as an ONNX model beside them, its SHA-1 in the record."""
-    import hashlib
-
     from frcunet.export import write_onnx
     from frcunet.pretrained import ONNX_FILE, RECORD_FILE, WEIGHTS_FILE, load_pretrained_model
+    from frcunet.provenance import file_sha1
     from frcunet.runs import RunRecord
     from frcunet.saving import atomic_path
 
     folder = Path(folder)
     model, values = load_pretrained_model(folder)
-    weights_sha1 = hashlib.sha1((folder / WEIGHTS_FILE).read_bytes()).hexdigest()
+    weights_sha1 = file_sha1(folder / WEIGHTS_FILE)
     with atomic_path(folder / ONNX_FILE) as temporary:
         write_onnx(model, RunRecord.from_dict(values, folder / RECORD_FILE), temporary, weights_sha1, "pretrained")
-    onnx_sha1 = hashlib.sha1((folder / ONNX_FILE).read_bytes()).hexdigest()
+    onnx_sha1 = file_sha1(folder / ONNX_FILE)
     values["onnx"] = {"file": ONNX_FILE, "sha1": onnx_sha1, "weights_sha1": weights_sha1}
     with atomic_path(folder / RECORD_FILE) as temporary:
         temporary.write_text(json.dumps(values, indent=1))
