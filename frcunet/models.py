@@ -239,9 +239,9 @@ def _builder_defaults(builder):
 def effective_model_options(name, overrides):
     """Every option of model `name` with the value its builder uses: the defaults with `overrides` on top.
 
-    >>> effective_model_options("frcunet-lite", {"width": 0.125})["width"], \
-    ...     effective_model_options("frcunet-lite", {})["normalization"]
-    (0.125, 'minmax')
+    >>> options = effective_model_options("frcunet-lite", {"width": 0.125})
+    >>> options["width"], options["middle_units"], options["normalization"]
+    (0.125, 2, 'minmax')
     """
     defaults = _builder_defaults(MODELS[name])
     if name == "frcunet-lite":  # its builder passes everything else on to build_frcunet
