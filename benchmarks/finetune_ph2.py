@@ -282,6 +282,7 @@ def _figure(curve, untuned, path):
                       label=f"{arm}" + (" from the shipped model" if arm == "fine-tuned" else ""))
     axes.axhline(untuned, color="#555555", linestyle="--", label="shipped model, not fine-tuned")
     axes.set_xscale("log")
+    axes.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the counts trained on are labelled
     axes.set_xticks(list(curve), [str(c) for c in curve])
     axes.set_xlabel("PH2 training images (annotated)")
     axes.set_ylabel("per-image Dice, 100 PH2 test images")
