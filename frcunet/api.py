@@ -169,7 +169,7 @@ def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_siz
     import numpy as np
 
     from frcunet.errors import UserError
-    from frcunet.prediction import model_size, open_model, predict_batches, resize_probabilities
+    from frcunet.prediction import open_model, predict_arrays
 
     if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)
                                       and 0 < threshold < 1):
@@ -177,29 +177,7 @@ def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_siz
     model = open_model(model_or_run) if model_or_run is None or isinstance(model_or_run, (str, Path)) \
         else model_or_run
     single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim != 4)
-    inputs, sizes = [], []
-    for image in [images] if single else list(images):
-        resized, original = _model_input(image, model_size(model))
-        inputs.append(resized)
-        sizes.append(original)
-    maps = predict_batches(model, np.stack(inputs), batch_size, tta, progress=False) if inputs else []
-    maps = [resize_probabilities(m, size) for m, size in zip(maps, sizes)]
+    maps = predict_arrays(model, [images] if single else list(images), batch_size, tta)
     if threshold is not None:
         maps = [m > threshold for m in maps]
     return maps[0] if single else maps
-
-
-def _model_input(image, size):
-    """(uint8 image at the model's size, original (H, W)) of an array or an image file."""
-
-    from frcunet.prediction import resize_images
-
-    if isinstance(image, (str, Path)):
-        from frcunet.data.imaging import read_image
-
-        resized, original, _ = read_image(Path(image), size)
-        return resized, original
-    from frcunet.data.imaging import as_rgb8
-
-    array = as_rgb8(image)
-    return resize_images(array[None], size)[0], array.shape[:2]

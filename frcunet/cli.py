@@ -349,18 +349,16 @@ def _run_predict(args):
     Runtime without TensorFlow or Keras. Unreadable files are reported and skipped; the exit status is then
     non-zero. With --report, report.html in the output folder shows every mask drawn on its image.
     """
-    from frcunet.prediction import needs_keras, predict_files
+    from frcunet.prediction import predict_files
 
     _check_threshold(args.threshold)
     if args.onnx and args.run:
         raise UserError("--onnx and --run each name the model; give one of them")
     if args.workers is not None and args.workers < 1:
         raise UserError("--workers must be at least 1")
-    if needs_keras(args.run, args.onnx):
-        _import_keras_if_installed()
     written, failed = predict_files(args.run, args.input, args.out, args.threshold, args.probabilities, args.tta,
                                     args.batch_size, progress=not args.quiet, onnx=args.onnx, workers=args.workers,
-                                    report=args.report)
+                                    report=args.report, before_keras=_import_keras_if_installed)
     print(f"wrote {written} masks to {args.out}")
     if args.report:
         from pathlib import Path

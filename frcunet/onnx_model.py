@@ -7,15 +7,11 @@ checked against the run's current best weights.
 """
 
 import importlib.util
-import json
 from pathlib import Path
 
 import numpy as np
 
 from frcunet.errors import UserError
-
-# The metadata keys `frcunet export` writes into an ONNX model (onnx metadata_props).
-METADATA_KEYS = ("frcunet_model", "frcunet_model_options", "frcunet_size", "frcunet_weights_sha1", "frcunet_source")
 
 
 def onnxruntime_available():
@@ -77,10 +73,3 @@ class OnnxModel:
         """Probabilities (N, H, W, 1) float32 for uint8 images (N, H, W, 3) at `size`."""
         batch = np.ascontiguousarray(images, dtype=np.uint8)
         return self.session.run(None, {self.input_name: batch})[0]
-
-    @property
-    def description(self):
-        """What the model is, from its metadata: 'frcunet-lite {"width": 0.125, ...} (ONNX)'."""
-        name = self.metadata.get("frcunet_model", "a foreign model")
-        options = json.loads(self.metadata.get("frcunet_model_options", "{}"))
-        return f"{name} {json.dumps(options)} (ONNX)" if options else f"{name} (ONNX)"

@@ -77,17 +77,26 @@ def resize_images(images, size):
 
 
 def predict_arrays(model, images, batch_size=8, tta=False, progress=False):
-    """Python API: probability maps for a list of uint8 RGB arrays of any sizes, each at its own size."""
-    size = model_size(model)
-    resized = np.stack([resize_images(np.asarray(image)[None], size)[0] for image in images])
-    probabilities = predict_batches(model, resized, batch_size, tta, progress)
-    return [resize_probabilities(p, np.asarray(image).shape[:2]) for p, image in zip(probabilities, images)]
+    """Python API: probability maps for a list of images of any sizes, each at its own size.
+
+    An image is an array (read by `frcunet.data.imaging.as_rgb8`: RGB, grey, RGBA, 16-bit, float) or an image
+    file, read as `predict_files` reads it, so that both give the same maps.
+    """
+    inputs = [_model_input(image, model_size(model)) for image in images]
+    if not inputs:
+        return []
+    probabilities = predict_batches(model, np.stack([resized for resized, _ in inputs]), batch_size, tta, progress)
+    return [resize_probabilities(p, original) for p, (_, original) in zip(probabilities, inputs)]
 
 
-def _weights_sha1(path):
-    from frcunet.provenance import file_sha1
+def _model_input(image, size):
+    """(uint8 image at the model's size, original (H, W)) of an array or an image file."""
+    from frcunet.data.imaging import as_rgb8, read_image
 
-    return file_sha1(path)
+    if isinstance(image, (str, Path)):
+        return read_image(Path(image), size)[:2]
+    array = as_rgb8(image)
+    return resize_images(array[None], size)[0], array.shape[:2]
 
 
 def run_onnx_export(run, threads=None):
@@ -106,7 +115,9 @@ def run_onnx_export(run, threads=None):
 
 
 def _exported_from(model, weights):
-    return model.metadata.get("frcunet_weights_sha1") == _weights_sha1(weights)
+    from frcunet.provenance import file_sha1
+
+    return model.metadata.get("frcunet_weights_sha1") == file_sha1(weights)
 
 
 def shipped_onnx(threads=None):
@@ -117,23 +128,11 @@ def shipped_onnx(threads=None):
     return OnnxModel(path, threads) if path.is_file() and onnxruntime_available() else None
 
 
-def needs_keras(run=None, onnx=None):
-    """Whether `open_model(run, onnx)` will load Keras (so the command line imports it quietly first)."""
-    if onnx:
-        return False
-    from frcunet.pretrained import ONNX_FILE, PRETRAINED_DIR
-    from frcunet.runs import BEST_WEIGHTS
-
-    path = PRETRAINED_DIR / ONNX_FILE if run is None else Path(run) / RUN_ONNX
-    if not (path.is_file() and onnxruntime_available()):
-        return True
-    return run is not None and not _exported_from(OnnxModel(path, threads=1), Path(run) / BEST_WEIGHTS)
-
-
-def open_model(run=None, onnx=None, threads=None):
+def open_model(run=None, onnx=None, threads=None, before_keras=None):
     """The model to predict with: an ONNX file, a run (its ONNX export when current, else Keras), or with
     neither the shipped model (its ONNX file on ONNX Runtime when installed, else Keras). `threads`: ONNX
-    Runtime's threads (None: one per core)."""
+    Runtime's threads (None: one per core). `before_keras`: called before Keras is first imported (the command
+    line imports it quietly)."""
     import importlib.util
 
     if onnx:
@@ -146,6 +145,8 @@ def open_model(run=None, onnx=None, threads=None):
             f"{run} has no current ONNX export; run frcunet export --run {run} --format onnx where Keras is installed"
         raise UserError(f"predicting needs ONNX Runtime with an ONNX model, or Keras: {where}, pass --onnx FILE, "
                         "or install the training stack (pip install 'frcunet[train]' tensorflow-cpu)")
+    if before_keras is not None:
+        before_keras()
     from frcunet.runs import load_run_model
 
     return load_run_model(run)[0]
@@ -177,13 +178,15 @@ def _input_files(source):
 def _project_folder(folder):
     """What the project keeps in `folder` and replaces or reads whole, or None: an output of a kind, a run, a
     prepared folder."""
+    from frcunet.data.prepare import MANIFEST
+    from frcunet.runs import BEST_WEIGHTS, CONFIG_FILE
     from frcunet.saving import folder_kind
 
     if folder_kind(folder):
         return f"a frcunet {folder_kind(folder)} output folder, which a rerun replaces whole"
-    if (folder / "config.json").is_file() and (folder / "best.weights.h5").exists():
+    if (folder / CONFIG_FILE).is_file() and (folder / BEST_WEIGHTS).exists():
         return "a run folder"
-    if (folder / "manifest.json").is_file() and (folder / "data_train.npy").exists():
+    if (folder / MANIFEST).is_file() and (folder / "data_train.npy").exists():
         return "a prepared data folder"
     return None
 
@@ -254,12 +257,12 @@ class _Prefetch:
 
 
 def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True,
-                  onnx=None, workers=None, report=False):
+                  onnx=None, workers=None, report=False, before_keras=None):
     """Segments files with a model (an ONNX file, a run, or with neither the shipped model); returns (number
     written, list of "file: reason" for unreadable inputs).
 
     With `report`, also writes `out`/report.html and `out`/report/: a gallery of the masks drawn on their images
-    (frcunet.reports.gallery), published once every mask is written.
+    (frcunet.reports.gallery), published once every mask is written. `before_keras`: see `open_model`.
 
     Masks go into `out`, which may hold other files: only files that predict wrote are ever replaced, and a
     file is recorded as predict's only once it is written. Decoding and writing run on `workers` threads
@@ -279,7 +282,7 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     # A quarter of the cores for the network, the rest decode and write: the network is about a quarter of an
     # image's CPU time on full-size photos, and one ONNX Runtime thread does more per core than two (on 2 cores:
     # 230 against 170 images/s per core at 128x128; docs/benchmarks.md).
-    model = open_model(run, onnx, threads=max(1, cores // 4))
+    model = open_model(run, onnx, threads=max(1, cores // 4), before_keras=before_keras)
     if run is not None and not onnx:
         _warn_if_unfinished(run)
     out.parent.mkdir(parents=True, exist_ok=True)

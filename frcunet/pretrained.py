@@ -63,9 +63,9 @@ def load_pretrained_model(folder=PRETRAINED_DIR):
 
 def pretrained_source(folder=PRETRAINED_DIR):
     """{"file", "sha1"} of the shipped weights: what a run started from them records."""
-    path = Path(folder) / WEIGHTS_FILE
     from frcunet.provenance import file_sha1
 
+    path = Path(folder) / WEIGHTS_FILE
     return {"file": path.name, "sha1": file_sha1(path)}
 
 

@@ -49,7 +49,13 @@ from frcunet.errors import UserError
 from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model, build_model_to_load, check_model_options
 from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
-from frcunet.pretrained import PRETRAINED_NAME, load_pretrained_weights, pretrained_architecture, pretrained_source
+from frcunet.pretrained import (
+    PRETRAINED_NAME,
+    load_pretrained_weights,
+    pretrained_architecture,
+    pretrained_record,
+    pretrained_source,
+)
 from frcunet.provenance import file_sha1, git_commit, versions
 from frcunet.runs import default_run_folder, load_weights_or_explain, read_run_record
 from frcunet.saving import atomic_path, check_folder_path, save_model_atomic
@@ -285,8 +291,6 @@ def _inherited_seen_ids(init_weights):
     if not init_weights:
         return []
     if init_weights == PRETRAINED_NAME:
-        from frcunet.pretrained import pretrained_record
-
         seen = pretrained_record().get("seen_ids") or {}
     else:
         earlier = read_run_record(Path(init_weights).parent) if Path(init_weights).is_file() else None

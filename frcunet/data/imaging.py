@@ -132,8 +132,8 @@ def as_rgb8(array):
     not a photo), other channel counts, empty arrays, and floats that are not finite or lie outside 0..255.
     """
     array = np.asarray(array)
-    if array.ndim == 3 and array.shape[2] in (1, 4):
-        array = array[..., :1] if array.shape[2] == 1 else array[..., :3]
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = array[..., :3]  # RGBA: alpha dropped
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] != 3) or array.size == 0:
