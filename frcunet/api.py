@@ -164,16 +164,12 @@ def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_siz
     Raises:
         UserError: a threshold outside (0, 1), or an image that is neither an RGB uint8 array nor a readable file.
     """
-    import math
-
     import numpy as np
 
-    from frcunet.errors import UserError
-    from frcunet.prediction import open_model, predict_arrays
+    from frcunet.prediction import check_threshold, open_model, predict_arrays
 
-    if threshold is not None and not (isinstance(threshold, (int, float)) and math.isfinite(threshold)
-                                      and 0 < threshold < 1):
-        raise UserError(f"threshold must lie strictly between 0 and 1 (or be None), got {threshold!r}")
+    if threshold is not None:
+        check_threshold(threshold)
     model = open_model(model_or_run) if model_or_run is None or isinstance(model_or_run, (str, Path)) \
         else model_or_run
     single = isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim != 4)

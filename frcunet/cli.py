@@ -275,8 +275,9 @@ def _run_train(args):
 
 
 def _check_threshold(threshold):
-    if not 0 < threshold < 1:
-        raise UserError("--threshold must lie between 0 and 1")
+    from frcunet.prediction import check_threshold
+
+    check_threshold(threshold, "--threshold")
 
 
 def _add_evaluate(subparsers):

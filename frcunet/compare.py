@@ -179,21 +179,16 @@ def _test_table(first_name, results):
 COMPARISON_MARKER = ".frcunet-comparison"
 
 
-def _overlap(a, b):
-    a, b = Path(a).resolve(), Path(b).resolve()
-    return a == b or a in b.parents or b in a.parents
-
-
 def _open_comparison_folder(out, inputs):
     """`out`, created or reopened to continue: a new or empty folder, or one an earlier compare wrote.
 
     Refused before anything trains: a folder with other files (a user's own comparison.md), or one that
     equals, holds or lies inside a data folder it reads.
     """
-    from frcunet.saving import check_output_folder
+    from frcunet.saving import check_output_folder, folders_overlap
 
     for other in inputs:
-        if other and Path(other).exists() and _overlap(out, other):
+        if other and Path(other).exists() and folders_overlap(out, other):
             raise UserError(f"--out {out} would overlap {other}, which compare reads; choose a separate folder")
     # Folders of compare before the marker hold its runs/ and eval/ folders.
     ours = (out / COMPARISON_MARKER).is_file() or ((out / "runs").is_dir() and (out / "eval").is_dir())

@@ -62,12 +62,11 @@ def export_model(fmt, out=None, run=None, pretrained=False):
     if not pretrained and not run:
         raise UserError("give --run RUN to export a run, or --pretrained for the model shipped in the package")
     _check_tools(fmt)
-    if out is None and not (fmt == "onnx" and run):
-        raise UserError("give --out FOLDER (only --format onnx of a --run may go into the run folder itself)")
-    if out is not None:
-        check_output_folder(Path(out), "export", keep_clear=(run,) if run else ())
     if out is None:
+        if not (fmt == "onnx" and run):
+            raise UserError("give --out FOLDER (only --format onnx of a --run may go into the run folder itself)")
         return _export_into_run(fmt, Path(run))
+    check_output_folder(Path(out), "export", keep_clear=(run,) if run else ())
     weights = _weights_path(run, pretrained)
     weights_sha1 = _sha1(weights) if weights.is_file() else None  # hashed before loading: what the export holds
     model, record, label = _source(run, pretrained)

@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)  # shown by the command line; silent in a host
 RUN_ONNX = "model.onnx"  # a run's own ONNX export (frcunet export --run RUN --format onnx)
 
 
+def check_threshold(threshold, name="threshold"):
+    """Refuses a threshold that is not a number strictly between 0 and 1 (NaN included): no mask would mean
+    anything."""
+    import math
+
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold) \
+            or not 0 < threshold < 1:
+        raise UserError(f"{name} must lie strictly between 0 and 1, got {threshold!r}")
+
+
 def model_size(model):
     """(height, width) the model takes."""
     return tuple(model.size) if isinstance(model, OnnxModel) else tuple(model.input_shape[1:3])

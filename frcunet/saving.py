@@ -74,7 +74,8 @@ def folder_kind(path):
         return None
 
 
-def _overlaps(a, b):
+def folders_overlap(a, b):
+    """Whether two paths are the same folder or one lies inside the other."""
     a, b = Path(a).resolve(), Path(b).resolve()
     return a == b or a in b.parents or b in a.parents
 
@@ -104,7 +105,7 @@ def check_output_folder(path, kind, flag="--out", keep_clear=(), legacy_marker=N
         raise UserError(f"{flag} {path} would overlap {holder}, a folder of frcunet {folder_kind(holder)} output "
                         "that a rerun replaces whole; choose a separate folder")
     for other in keep_clear:
-        if other and Path(other).exists() and _overlaps(path, other):
+        if other and Path(other).exists() and folders_overlap(path, other):
             raise UserError(f"{flag} {path} would overlap {other}, which this command reads; choose a separate folder")
     if not path.is_dir() or not any(path.iterdir()):
         return
