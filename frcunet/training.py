@@ -44,7 +44,7 @@ from frcunet.callbacks import (
 from frcunet.data.augmentation import check_augmentation
 from frcunet.data.pipeline import SegmentationBatches, open_split
 from frcunet.data.prepare import MANIFEST, manifest_sha1
-from frcunet.distribute import distribution_scope
+from frcunet.distribute import distribution_scope, synchronize_batch_norm, this_worker
 from frcunet.errors import UserError
 from frcunet.losses import LOSSES, PooledDice
 from frcunet.models import MODELS, build_model, build_model_to_load, check_model_options
@@ -226,6 +226,9 @@ def _validate(config):
     config.train_splits = tuple(config.train_splits)
     if not config.train_splits or set(config.train_splits) - {"train", "val"}:
         raise UserError("--train-splits takes train and/or val (the test split is never trained on)")
+    if config.distribute == "multiworker" and config.max_minutes:
+        raise UserError("--max-minutes plans the epochs from each worker's own clock, so workers could plan "
+                        "different counts and wait on each other for ever; give --epochs instead")
     if "val" in config.train_splits and config.monitor != "last":
         raise UserError("--train-splits with val trains on the validation images, so they cannot pick the best "
                         "epoch; add --monitor last")
@@ -434,6 +437,11 @@ def train(config):
     _validate(config)
     size = _check_data(config)
     run = Path(config.run or default_run_folder(config.data, config.model))
+    worker = this_worker(config.distribute)
+    if worker.index:
+        # Every worker trains the same model; the chief's folder is the run, the others keep theirs beside
+        # it, so that workers sharing a disk (or one machine) do not write over each other.
+        run = run.with_name(f"{run.name}.worker{worker.index}")
     config.run = str(run)
     check_folder_path(run, "--run")
     foreign = {p.name for p in run.iterdir() if p.name[0] != "."} - RUN_FILES if run.is_dir() else set()
@@ -445,7 +453,7 @@ def train(config):
     with reporting_full_disk(run):
         run.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"), _restored_keras_globals():
-            return _train_locked(config, run, size)
+            return _train_locked(config, run, size, worker)
 
 
 @contextlib.contextmanager
@@ -460,7 +468,7 @@ def _restored_keras_globals():
         keras.distribution.set_distribution(distribution)
 
 
-def _train_locked(config, run, size):
+def _train_locked(config, run, size, worker):
     record = _run_config(config, size)
     resume_state = None if config.restart else _check_resumable(run, record)
     epochs_done = resume_state["epochs_done"] if resume_state else 0
@@ -477,24 +485,35 @@ def _train_locked(config, run, size):
     with contextlib.ExitStack() as opened:
         with scope:
             model = _compiled_model(config, size, fresh=not resume_state)
+            synchronize_batch_norm(model, replicas)
             # Every check has passed: only now does the run folder change.
             opened.enter_context(_opened_run_folder(run, record, fresh=not resume_state))
             if resume_state:
                 _restore_interrupted(model, config, run, resume_state)
-        history = _fit(model, config, run, resume_state, replicas)
+        history = _fit(model, config, run, resume_state, replicas, worker)
     _export_best_model(config, size, run)
     return run, history
 
 
-def _fit(model, config, run, resume_state, replicas):
+def _fit(model, config, run, resume_state, replicas, worker):
     """model.fit from the resumed epoch (or the first) to config.epochs; a UserError if the loss diverged."""
     epochs_done = resume_state["epochs_done"] if resume_state else 0
-    batches = dict(batch_size=config.batch_size, seed=config.seed, workers=config.loader_workers,
+    on_jax = keras.backend.backend() == "jax"
+    # TensorFlow shards the input among workers itself; on JAX each process feeds its part of every batch.
+    part = (worker.index, worker.count) if on_jax else (0, 1)
+    batches = dict(batch_size=config.batch_size, seed=config.seed, part=part, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)
     train_data = SegmentationBatches(config.data, config.train_splits, shuffle=True, augment=config.augment,
                                      epoch=epochs_done, epoch_images=config.epoch_images, **batches)
     val_data = SegmentationBatches(config.data, "val", **batches)
+    if on_jax:
+        _check_batches_split(train_data, val_data, replicas)
     callbacks, _, nan_guard = _callbacks(config, run, resume_state, len(train_data))
+    # Keras' fit ends an epoch of its input before the first one (`epoch_iterator.reset()`), which would
+    # move the order and flips one epoch on; the epoch is set again once training begins, so that every
+    # input path (the native one included) draws epoch e's order for epoch e.
+    callbacks.insert(0, keras.callbacks.LambdaCallback(
+        on_train_begin=lambda logs: setattr(train_data, "epoch", epochs_done)))
     if replicas > 1:
         log.info(f"data-parallel over {replicas} replicas, {config.batch_size // replicas} images each per step")
     train_input, steps_per_epoch = _fit_input(config, train_data)
@@ -508,6 +527,16 @@ def _fit(model, config, run, resume_state, replicas):
             else "no epoch finished, so no weights were kept"
         raise UserError(f"loss became NaN at epoch {epoch}, batch {batch}; {kept}; {_divergence_hint(config)}")
     return history
+
+
+def _check_batches_split(train_data, val_data, replicas):
+    """JAX splits every batch evenly over the devices or fails mid-epoch: refuse a batch that cannot split."""
+    for name, data in (("training", train_data), ("validation", val_data)):
+        uneven = [size for size in data.batch_sizes() if size % replicas]
+        if uneven:
+            raise UserError(f"--distribute on JAX splits every batch evenly over {replicas} devices, but a "
+                            f"{name} batch holds {uneven[0]} images ({data.batch_size} per batch); choose a "
+                            f"--batch-size for which every batch, the last one too, divides by {replicas}")
 
 
 def _divergence_hint(config):

@@ -88,19 +88,22 @@ class SegmentationBatches(keras.utils.PyDataset):
         epoch_images: with shuffle, an epoch shows at least this many images: the rows are repeated, each
             repetition in its own order and with its own augmentation, so a handful of images still makes an
             epoch of several steps (fine-tuning on a few annotated images). 0: each image once.
+        part: (index, count): read only the index-th of `count` equal parts of every batch (each process
+            of a multi-process JAX training feeds its own part of the global batch).
         workers, use_multiprocessing: passed to PyDataset.
 
     Yields float32 images (B, H, W, 3) in 0..255 and float32 masks (B, H, W, 1).
     """
 
     def __init__(self, folder, split, batch_size, shuffle=False, augment="none", seed=0, epoch=0, epoch_images=0,
-                 workers=1, use_multiprocessing=False, **kwargs):
+                 part=(0, 1), workers=1, use_multiprocessing=False, **kwargs):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, **kwargs)
         self.folder = Path(folder)
         self.splits = (split,) if isinstance(split, str) else tuple(split)
         self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
         self.augment = check_augmentation(augment)
         self.epoch = int(epoch)
+        self.part = tuple(part)
         self._data = None  # opened lazily, so the object pickles into worker processes
         lengths = [len(open_split(folder, name, check_masks=False)) for name in self.splits]
         self._starts = np.cumsum([0, *lengths])
@@ -141,17 +144,26 @@ class SegmentationBatches(keras.utils.PyDataset):
         entries = entries[np.argsort(entries % self._length, kind="stable")]
         return entries % self._length, entries // self._length
 
+    def batch_sizes(self):
+        """The distinct sizes of this dataset's batches: the full one and a smaller last one, if any."""
+        total = self._length * self.repeats
+        return sorted({min(self.batch_size, total), total % self.batch_size} - {0})
+
     def _read(self, rows):
         images, masks = [], []
-        for part, start in enumerate(self._starts[:-1]):
-            local = rows[(rows >= start) & (rows < self._starts[part + 1])] - start
+        for split_index, start in enumerate(self._starts[:-1]):
+            local = rows[(rows >= start) & (rows < self._starts[split_index + 1])] - start
             if len(local):
-                images.append(self.data[part].images[local])
-                masks.append(self.data[part].masks[local])
+                images.append(self.data[split_index].images[local])
+                masks.append(self.data[split_index].masks[local])
         return np.concatenate(images).astype(np.float32), np.concatenate(masks).astype(np.float32)
 
     def __getitem__(self, index):
         rows, repetitions = self.batch_entries(index)
+        if self.part != (0, 1):
+            index_in_parts, parts = self.part
+            share = slice(len(rows) * index_in_parts // parts, len(rows) * (index_in_parts + 1) // parts)
+            rows, repetitions = rows[share], repetitions[share]
         images, masks = self._read(rows)
         if self.augment != "none":
             square = images.shape[1] == images.shape[2]
