@@ -57,7 +57,7 @@ SCRATCH = {"lr": 1e-3, "warmup_epochs": 1.0, "freeze_bn": False, "bn_recalibrati
 
 
 def write_json(path, value):
-    from frcunet.saving import atomic_path
+    from frcunet.core.saving import atomic_path
 
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(value, indent=1))
@@ -94,7 +94,7 @@ def subset(out, ph2, full, count, seed):
 
 
 def recipe(change=None, scratch=False):
-    from frcunet.recipes import recipe_settings
+    from frcunet.training.recipes import recipe_settings
 
     settings, _ = recipe_settings("finetune", "frcunet-lite")
     settings.update(change or {})
@@ -105,8 +105,8 @@ def recipe(change=None, scratch=False):
 
 def train_row(run, data, settings, seed, scratch=False):
     """Trains (or finishes) one run; returns (minutes, epochs) of the training, read back when done."""
-    from frcunet.pretrained import pretrained_record
-    from frcunet.training import TrainConfig, train
+    from frcunet.artifacts.pretrained import pretrained_record
+    from frcunet.training.trainer import TrainConfig, train
 
     timing = Path(run) / "timing.json"
     if timing.is_file():
@@ -125,10 +125,10 @@ def train_row(run, data, settings, seed, scratch=False):
 
 def score_on_val(run, data):
     """Per-image Dice and IoU, and the ISIC thresholded Jaccard, on the validation images at 128x128."""
+    from frcunet.artifacts.runs import load_run_model
     from frcunet.data.pipeline import open_split
-    from frcunet.metrics import per_image_metrics, thresholded_jaccard
-    from frcunet.prediction import predict_batches
-    from frcunet.runs import load_run_model
+    from frcunet.evaluation.metrics import per_image_metrics, thresholded_jaccard
+    from frcunet.inference.prediction import predict_batches
 
     model, _ = load_run_model(None if run is None else str(run))
     split = open_split(data, "val")
@@ -169,8 +169,8 @@ def select_table(rows):
 
 def evaluate_row(run, data, out):
     """(metrics, {id: Dice}) on the test split; `run` None scores the shipped model."""
-    from frcunet.compare import _evaluate
-    from frcunet.evaluation import EvaluateConfig, evaluate
+    from frcunet.evaluation.compare import _evaluate
+    from frcunet.evaluation.evaluate import EvaluateConfig, evaluate
 
     if run is not None:
         return _evaluate(run, data, out)
@@ -218,9 +218,9 @@ def results(out, ph2, full, count):
 
 
 def report(out, ph2, full):
-    from frcunet.compare import HEADER, _row, paired_test
-    from frcunet.models import build_model
-    from frcunet.pretrained import pretrained_record
+    from frcunet.artifacts.pretrained import pretrained_record
+    from frcunet.evaluation.compare import HEADER, _row, paired_test
+    from frcunet.models.registry import build_model
 
     shipped = pretrained_record()
     parameters = build_model(shipped["model"], (64, 64, 3), **shipped["model_options"]).count_params()
@@ -271,7 +271,7 @@ def _figure(curve, untuned, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from frcunet.saving import atomic_path
+    from frcunet.core.saving import atomic_path
 
     figure, axes = plt.subplots(figsize=(5.5, 3.8), dpi=120)
     for arm, colour, marker in (("fine-tuned", "#0072B2", "o"), ("from scratch", "#D55E00", "s")):

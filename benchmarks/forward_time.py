@@ -15,7 +15,7 @@ import time
 import keras
 import numpy as np
 
-from frcunet.models import build_model
+from frcunet.models.registry import build_model
 
 CASES = [
     ("unet", {}),  # the baseline: Ronneberger U-Net, base 64, with batch norm

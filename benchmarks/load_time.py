@@ -18,7 +18,7 @@ import tempfile
 CHILD = """
 import sys, time
 import keras
-from frcunet.models import build_model, build_model_to_load
+from frcunet.models.registry import build_model, build_model_to_load
 name, weights, way = sys.argv[1:4]
 start = time.perf_counter()
 if way == "plain":
@@ -32,7 +32,7 @@ print(time.perf_counter() - start)
 
 def save_weights(name, path):
     """Weights of a freshly built model, saved by a child process so that this one stays Keras-free."""
-    code = ("import sys; from frcunet.models import build_model; "
+    code = ("import sys; from frcunet.models.registry import build_model; "
             "build_model(sys.argv[1], (128, 128, 3)).save_weights(sys.argv[2])")
     subprocess.run([sys.executable, "-c", code, name, path], check=True)
 

@@ -1,4 +1,4 @@
-"""Metric speed: frcunet.metrics against the released Evaluate_Skin.py's metric sequence, in the same run.
+"""Metric speed: frcunet.evaluation.metrics against the released Evaluate_Skin.py's metric sequence, in the same run.
 
     python benchmarks/metrics_speed.py [--images 520] [--size 256]
 
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from frcunet.metrics import per_image_metrics, pooled_metrics
+from frcunet.evaluation.metrics import per_image_metrics, pooled_metrics
 
 
 def released_copy_loop(scores, threshold=0.5):

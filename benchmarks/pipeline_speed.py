@@ -16,8 +16,8 @@ import numpy as np
 
 from frcunet.data.native_pipeline import native_dataset
 from frcunet.data.pipeline import SegmentationBatches
-from frcunet.losses import bce_dice_loss
-from frcunet.models import build_model
+from frcunet.models.registry import build_model
+from frcunet.training.losses import bce_dice_loss
 
 
 class FirstSteps(keras.utils.PyDataset):

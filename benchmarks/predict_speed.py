@@ -40,9 +40,9 @@ def make_photos(folder, count):
 
 def old_keras_path(photos, out, batch_size=8):
     """The sequential loop predict ran before the ONNX path, with the shipped Keras model."""
+    from frcunet.artifacts.runs import load_run_model
     from frcunet.data.imaging import read_image
-    from frcunet.prediction import predict_batches, resize_probabilities, save_mask_png
-    from frcunet.runs import load_run_model
+    from frcunet.inference.prediction import predict_batches, resize_probabilities, save_mask_png
 
     model, record = load_run_model(None)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,7 +54,7 @@ def old_keras_path(photos, out, batch_size=8):
 
 
 def new_path(photos, out):
-    from frcunet.prediction import predict_files
+    from frcunet.inference.prediction import predict_files
 
     folder = photos[0].parent
     written, failed = predict_files(None, folder, out, progress=False)
@@ -64,7 +64,7 @@ def new_path(photos, out):
 def floor(photos, out, size=(128, 128)):
     """Decode at draft scale, resize a probability map to the photo and write it: both cores, no network."""
     from frcunet.data.imaging import read_image
-    from frcunet.prediction import resize_probabilities, save_mask_png
+    from frcunet.inference.prediction import resize_probabilities, save_mask_png
 
     out.mkdir(parents=True, exist_ok=True)
     constant = np.linspace(0, 1, size[0] * size[1], dtype=np.float32).reshape(size)
@@ -85,7 +85,7 @@ def timed(function, *args):
 
 def keras_run_folder(folder):
     """A run folder holding the shipped weights, so that `predict --run` takes the Keras path."""
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     model, record = load_run_model(None)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Ablation of the CPU recipe's levers, scored on the validation split only (never test).
 
-Row 0 trains frcunet-lite with the cpu recipe (`frcunet.recipes`) for a fixed number of epochs; every
+Row 0 trains frcunet-lite with the cpu recipe (`frcunet.training.recipes`) for a fixed number of epochs; every
 other row changes one lever of it and keeps the rest, so each row reads as "this lever against the
 recipe". All rows start from the same seed, use a warm-up + cosine that spans their own epochs (so each
 ends at learning rate 0 and is not caught mid-schedule), keep their last epoch (no selection on the split
@@ -47,7 +47,7 @@ LEVERS = [
 
 
 def write_text(path, text):
-    from frcunet.saving import atomic_path
+    from frcunet.core.saving import atomic_path
 
     with atomic_path(path) as temporary:
         temporary.write_text(text)
@@ -55,7 +55,7 @@ def write_text(path, text):
 
 def recipe_row_settings(epochs):
     """The cpu recipe for frcunet-lite, shortened to `epochs` without a wall-clock budget."""
-    from frcunet.recipes import recipe_settings
+    from frcunet.training.recipes import recipe_settings
 
     settings, options = recipe_settings("cpu", "frcunet-lite")
     return dict(settings, model_options=options, epochs=epochs, max_minutes=0.0, warmup_epochs=0.25,
@@ -70,10 +70,10 @@ def merge(settings, change):
 
 def score_on_val(run, data, data192, tta=False):
     """Per-image Dice, IoU, ISIC thresholded Jaccard and pooled F1 on the val split, at 256x192."""
+    from frcunet.artifacts.runs import load_run_model
     from frcunet.data.pipeline import open_split
-    from frcunet.metrics import PooledCounts, per_image_metrics, thresholded_jaccard
-    from frcunet.prediction import predict_batches, resize_probabilities
-    from frcunet.runs import load_run_model
+    from frcunet.evaluation.metrics import PooledCounts, per_image_metrics, thresholded_jaccard
+    from frcunet.inference.prediction import predict_batches, resize_probabilities
 
     model, _ = load_run_model(run)
     images = np.asarray(open_split(data, "val").images)
@@ -89,7 +89,7 @@ def score_on_val(run, data, data192, tta=False):
 
 
 def run_row(out, index, name, settings, data, data192, seed):
-    from frcunet.training import TrainConfig, train
+    from frcunet.training.trainer import TrainConfig, train
 
     record_path = out / f"row{index:02d}.json"
     if record_path.is_file():

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the Chromium driver the browser tests
 def scored_split(data):
     """The shipped model's scored Cases of the test split of `data`."""
     from frcunet.data.pipeline import open_split
-    from frcunet.metrics import per_image_metrics
-    from frcunet.prediction import predict_batches, resize_images, shipped_onnx
+    from frcunet.evaluation.metrics import per_image_metrics
+    from frcunet.inference.prediction import predict_batches, resize_images, shipped_onnx
     from frcunet.reports.evaluate import Cases
 
     test = open_split(data, "test")

@@ -14,7 +14,7 @@ import time
 import keras
 import numpy as np
 
-from frcunet.models import build_model
+from frcunet.models.registry import build_model
 
 # (label, registry name, overrides, precision)
 CASES = [

@@ -9,7 +9,7 @@
 
 The package imports lazily: data preparation needs neither Keras nor its
 backend (which cost seconds and ~650 MB to import), so they load only when a
-model-related name is first used. `import frcunet.models` (or any model
+model-related name is first used. `import frcunet.models.registry` (or any model
 function) registers the custom layers, after which a saved `.keras` model
 loads with plain `keras.saving.load_model`.
 """
@@ -19,19 +19,19 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "build_model": "frcunet.models",
-    "MODELS": "frcunet.models",
-    "LaplacianPyramid": "frcunet.frequency_attention",
-    "FrequencyRecalibration": "frcunet.frequency_attention",
-    "MinMaxNormalization": "frcunet.preprocessing",
+    "build_model": "frcunet.models.registry",
+    "MODELS": "frcunet.models.registry",
+    "LaplacianPyramid": "frcunet.models.frequency_attention",
+    "FrequencyRecalibration": "frcunet.models.frequency_attention",
+    "MinMaxNormalization": "frcunet.models.preprocessing",
     "prepare": "frcunet.api",
     "train": "frcunet.api",
     "evaluate": "frcunet.api",
     "predict": "frcunet.api",
     "load_model": "frcunet.api",
-    "pooled_metrics": "frcunet.metrics",
-    "per_image_metrics": "frcunet.metrics",
-    "thresholded_jaccard": "frcunet.metrics",
+    "pooled_metrics": "frcunet.evaluation.metrics",
+    "per_image_metrics": "frcunet.evaluation.metrics",
+    "thresholded_jaccard": "frcunet.evaluation.metrics",
 }
 
 __all__ = sorted(_LAZY)

@@ -16,7 +16,7 @@ import os
 import sys
 import tempfile
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 
 @contextlib.contextmanager

@@ -43,9 +43,9 @@ def train(data="data/isic2018", run="", model=None, recipe=None, **settings):
         run: str or Path. The run folder; "" for `weights/<data folder name>_<model>`.
         model: str or None. A registry model name; None for "frcunet", or for the shipped model's architecture
             when `init_weights="pretrained"`. Defaults to None.
-        recipe: str or None. A named recipe of `frcunet.recipes` ("paper", "cpu", "finetune") whose settings
+        recipe: str or None. A named recipe of `frcunet.training.recipes` ("paper", "cpu", "finetune") whose settings
             fill those not given; None for the TrainConfig defaults (the paper's). Defaults to None.
-        **settings: the other fields of `frcunet.training.TrainConfig` (epochs, batch_size, lr, loss, augment,
+        **settings: the other fields of `frcunet.training.trainer.TrainConfig` (epochs, batch_size, lr, loss, augment,
             model_options, precision, init_weights, max_minutes, ...). `init_weights="pretrained"` starts from
             the model shipped in the package and builds its architecture.
 
@@ -61,10 +61,10 @@ def train(data="data/isic2018", run="", model=None, recipe=None, **settings):
         run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=5, lr=1e-3)
         tuned = frcunet.train("data/ph2", "weights/ph2_tuned", recipe="finetune", init_weights="pretrained")
     """
-    from frcunet.pretrained import PRETRAINED_NAME
-    from frcunet.recipes import recipe_settings
-    from frcunet.training import TrainConfig
-    from frcunet.training import train as run_training
+    from frcunet.artifacts.pretrained import PRETRAINED_NAME
+    from frcunet.training.recipes import recipe_settings
+    from frcunet.training.trainer import TrainConfig
+    from frcunet.training.trainer import train as run_training
 
     if recipe is not None:
         from_shipped = settings.get("init_weights") == PRETRAINED_NAME
@@ -82,7 +82,7 @@ def evaluate(run, data="data/isic2018", out="", **settings):
         run: str or Path. A run folder.
         data: str or Path. A prepared folder whose test split is scored. Defaults to "data/isic2018".
         out: str or Path. The output folder; "" for `output/<run folder name>`.
-        **settings: the other fields of `frcunet.evaluation.EvaluateConfig` (threshold, tta, native, resize,
+        **settings: the other fields of `frcunet.evaluation.evaluate.EvaluateConfig` (threshold, tta, native, resize,
             batch_size, progress, pretrained).
 
     Returns:
@@ -92,8 +92,8 @@ def evaluate(run, data="data/isic2018", out="", **settings):
     Raises:
         UserError: a missing run or data folder, weights that do not fit, an output folder it may not replace.
     """
-    from frcunet.evaluation import EvaluateConfig
-    from frcunet.evaluation import evaluate as run_evaluation
+    from frcunet.evaluation.evaluate import EvaluateConfig
+    from frcunet.evaluation.evaluate import evaluate as run_evaluation
 
     metrics, _ = run_evaluation(EvaluateConfig(run=str(run), data=str(data), out=str(out), **settings))
     return metrics
@@ -119,13 +119,13 @@ def load_model(run=None, runtime="auto"):
     """
     import importlib.util
 
-    from frcunet.errors import UserError
+    from frcunet.core.errors import UserError
 
     if runtime not in ("auto", "keras", "onnx"):
         raise UserError(f"runtime must be 'auto', 'keras' or 'onnx', got {runtime!r}")
     keras_installed = importlib.util.find_spec("keras") is not None
     if runtime == "onnx" or (runtime == "auto" and not keras_installed):
-        from frcunet.prediction import run_onnx_export, shipped_onnx
+        from frcunet.inference.prediction import run_onnx_export, shipped_onnx
 
         model = shipped_onnx() if run is None else run_onnx_export(run)
         if model is None:
@@ -136,7 +136,7 @@ def load_model(run=None, runtime="auto"):
     if not keras_installed:
         raise UserError("a Keras model needs Keras: pip install 'frcunet[train]' tensorflow-cpu, or use "
                         "runtime='onnx'")
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     return load_run_model(None if run is None else str(run))[0]
 
@@ -166,7 +166,7 @@ def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_siz
     """
     import numpy as np
 
-    from frcunet.prediction import check_threshold, open_model, predict_arrays
+    from frcunet.inference.prediction import check_threshold, open_model, predict_arrays
 
     if threshold is not None:
         check_threshold(threshold)

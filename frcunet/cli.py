@@ -9,13 +9,10 @@ import inspect
 import logging
 import sys
 
-from frcunet.errors import UserError
-from frcunet.names import (
+from frcunet.core.errors import UserError
+from frcunet.core.names import (
     AUGMENTATIONS,
-    COMPARE_BUDGETS,
     DISTRIBUTE_MODES,
-    DOWNLOADABLE,
-    EXPORT_FORMATS,
     LOSS_NAMES,
     MODEL_NAMES,
     MONITORS,
@@ -23,7 +20,6 @@ from frcunet.names import (
     OPTIMIZERS,
     PRECISIONS,
     PYRAMID_MODES,
-    RECIPES,
     SCHEDULES,
     TRAINABLE_SPLITS,
 )
@@ -68,8 +64,8 @@ def _run_build(args):
     is initialised from a DeepLabv3+ weight file (a path, or the public file's name to fetch it into the Keras
     cache). With --out the model is saved as .keras.
     """
-    from frcunet.models import build_model
-    from frcunet.saving import save_model_atomic
+    from frcunet.core.saving import save_model_atomic
+    from frcunet.models.registry import build_model
 
     overrides = {"pyramid": args.pyramid} if args.pyramid else {}
     if overrides and not args.model.startswith("frcunet"):
@@ -77,7 +73,7 @@ def _run_build(args):
     model = build_model(args.model, (args.size[0], args.size[1], 3), **overrides)
     print(f"{args.model}: {model.count_params():,} parameters at {args.size[0]}x{args.size[1]}")
     if args.backbone_weights:
-        from frcunet.backbone_weights import load_backbone_weights
+        from frcunet.models.backbone_weights import load_backbone_weights
 
         print(load_backbone_weights(model, args.backbone_weights).summary())
     if args.out:
@@ -147,12 +143,14 @@ def _run_synth(args):
 
 
 def _add_train(subparsers):
+    from frcunet.training.recipes import RECIPES
+
     parser = _verb(subparsers, "train", _run_train)
     parser.add_argument("--data", default="data/isic2018", help="prepared folder (default: data/isic2018)")
     parser.add_argument("--run", help="run folder (default: weights/<data folder name>_<model>)")
     parser.add_argument("--model", choices=MODEL_NAMES,
                         help="default: frcunet, or the shipped model's with --init-weights pretrained")
-    parser.add_argument("--recipe", choices=RECIPES, default="paper",
+    parser.add_argument("--recipe", choices=list(RECIPES), default="paper",
                         help="the settings every unset flag takes (default: paper)")
     parser.add_argument("--pyramid", choices=PYRAMID_MODES, help="frcunet models: pyramid kind")
     parser.add_argument("--width", type=float, help="frcunet models: channel width multiplier")
@@ -234,8 +232,8 @@ def train_settings(args):
     Starting from the shipped model, its record fixes the network: the recipe's model options do not apply,
     and a model flag given is checked against the shipped value by the library.
     """
-    from frcunet.pretrained import PRETRAINED_NAME, pretrained_record
-    from frcunet.recipes import recipe_settings
+    from frcunet.artifacts.pretrained import PRETRAINED_NAME, pretrained_record
+    from frcunet.training.recipes import recipe_settings
 
     from_shipped = args.init_weights == PRETRAINED_NAME
     model = args.model or (pretrained_record()["model"] if from_shipped else "frcunet")
@@ -260,7 +258,7 @@ def _run_train(args):
     minutes for 80 images at 128x128 on 2 cores). Flags given with a recipe override it. Run the same command
     again after an interruption to continue from the last finished epoch.
     """
-    from frcunet.training import TrainConfig, train
+    from frcunet.training.trainer import TrainConfig, train
 
     settings, options = train_settings(args)
     config = TrainConfig(
@@ -275,7 +273,7 @@ def _run_train(args):
 
 
 def _check_threshold(threshold):
-    from frcunet.prediction import check_threshold
+    from frcunet.inference.prediction import check_threshold
 
     check_threshold(threshold, "--threshold")
 
@@ -307,7 +305,7 @@ def _run_evaluate(args):
     original size) and report.html, a page with every test image (sortable, with thumbnails; it needs no
     network).
     """
-    from frcunet.evaluation import EvaluateConfig, evaluate, printed_tables
+    from frcunet.evaluation.evaluate import EvaluateConfig, evaluate, printed_tables
 
     _check_threshold(args.threshold)
     metrics, out = evaluate(EvaluateConfig(
@@ -350,7 +348,7 @@ def _run_predict(args):
     Runtime without TensorFlow or Keras. Unreadable files are reported and skipped; the exit status is then
     non-zero. With --report, report.html in the output folder shows every mask drawn on its image.
     """
-    from frcunet.prediction import predict_files
+    from frcunet.inference.prediction import predict_files
 
     _check_threshold(args.threshold)
     if args.onnx and args.run:
@@ -393,10 +391,12 @@ def _run_demo(args):
 
 
 def _add_export(subparsers):
+    from frcunet.inference.export import FILE_NAMES
+
     parser = _verb(subparsers, "export", _run_export)
     parser.add_argument("--run", help="run folder with config.json and best.weights.h5")
     parser.add_argument("--pretrained", action="store_true", help="export the model shipped with the package")
-    parser.add_argument("--format", choices=EXPORT_FORMATS, default="savedmodel")
+    parser.add_argument("--format", choices=list(FILE_NAMES), default="savedmodel")
     parser.add_argument("--out", help="folder to write (replaced only if an earlier export wrote it); --format onnx "
                         "of a --run without --out writes the run's own model.onnx, which predict --run uses")
 
@@ -409,7 +409,7 @@ def _run_export(args):
     input and output, the batch dimension dynamic. keras: a standalone model.keras.
     """
     from frcunet._startup import native_stderr_captured
-    from frcunet.export import export_model
+    from frcunet.inference.export import export_model
 
     with native_stderr_captured():  # the converters' native log lines; replayed if the export fails
         written = export_model(args.format, args.out, args.run, args.pretrained)
@@ -417,8 +417,10 @@ def _run_export(args):
 
 
 def _add_download(subparsers):
+    from frcunet.data.download import ARCHIVES
+
     parser = _verb(subparsers, "download", _run_download)
-    parser.add_argument("dataset", choices=DOWNLOADABLE)
+    parser.add_argument("dataset", choices=list(ARCHIVES))
     parser.add_argument("--to", help="folder to extract into (default: dataset_isic18/, dataset_isic17/, dataset_ph2/)")
     parser.add_argument("--url", action="append", default=[], metavar="NAME=URL", help="mirror for one archive")
     parser.add_argument("--delete-archives", action="store_true", help="remove the archives after extraction")
@@ -432,8 +434,8 @@ def _run_download(args):
     extract them into the layout the Prepare scripts read. Mirrors: --url NAME=URL, or FRCUNET_MIRROR=BASE_URL
     (files fetched as BASE_URL/NAME).
     """
+    from frcunet.data.download import download_dataset
     from frcunet.data.sources import SOURCES
-    from frcunet.download import download_dataset
 
     overrides = {}
     for item in args.url:
@@ -447,10 +449,12 @@ def _run_download(args):
 
 
 def _add_compare(subparsers):
+    from frcunet.evaluation.budgets import BUDGETS
+
     parser = _verb(subparsers, "compare", _run_compare)
     parser.add_argument("--data", required=True, help="prepared folder to train and test on")
     parser.add_argument("--out", default="output/compare")
-    parser.add_argument("--budget", choices=COMPARE_BUDGETS, default="cpu")
+    parser.add_argument("--budget", choices=list(BUDGETS), default="cpu")
     parser.add_argument("--models", nargs="+", choices=MODEL_NAMES,
                         help="models to compare, the first tested against the others (default: the budget's)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds (default: 0 1 2)")
@@ -470,7 +474,7 @@ def _run_compare(args):
     training, frcunet-lite against unet and attention-unet of similar size) and paper (full models, the paper's
     recipe; for a GPU). An interrupted comparison continues where it stopped.
     """
-    from frcunet.compare import CompareConfig, run_comparison
+    from frcunet.evaluation.compare import CompareConfig, run_comparison
 
     report = run_comparison(CompareConfig(args.data, args.out, args.budget, args.models or [], tuple(args.seeds),
                                           args.transfer or "", args.finetune or "", args.epochs, args.minutes))

@@ -30,9 +30,9 @@ def untrained_dice(prepared, size, seed):
     import keras
 
     from frcunet.data.pipeline import open_split
-    from frcunet.metrics import pooled_metrics
-    from frcunet.models import build_model
-    from frcunet.prediction import predict_batches
+    from frcunet.evaluation.metrics import pooled_metrics
+    from frcunet.inference.prediction import predict_batches
+    from frcunet.models.registry import build_model
 
     keras.utils.set_random_seed(seed)
     test = open_split(prepared, "test")
@@ -44,9 +44,9 @@ def untrained_dice(prepared, size, seed):
 def run_demo(config):
     from frcunet.data.prepare import PrepareConfig, preparation_report, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
-    from frcunet.evaluation import EvaluateConfig, evaluate, printed_tables
-    from frcunet.recipes import recipe_settings
-    from frcunet.training import TrainConfig, train
+    from frcunet.evaluation.evaluate import EvaluateConfig, evaluate, printed_tables
+    from frcunet.training.recipes import recipe_settings
+    from frcunet.training.trainer import TrainConfig, train
 
     started = time.perf_counter()
     root = Path(config.folder)

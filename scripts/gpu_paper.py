@@ -105,7 +105,7 @@ def train_and_evaluate(model, data, plan, work, out):
 
 
 def results_table(rows_in, device, step_speed, plan):
-    from frcunet.reports.markdown import markdown_table, number
+    from frcunet.core.markdown import markdown_table, number
 
     lines = [f"# Paper scale on {device}", "",
              f"ISIC 2018 at {plan['size'][0]}x{plan['size'][1]}, seeded 70/10/20 split, paper recipe (BCE, Adam 1e-4, "

@@ -58,8 +58,8 @@ def method_figure(path):
 def bands_figure(run, data, path, index):
     import keras
 
+    from frcunet.artifacts.runs import load_run_model
     from frcunet.data.pipeline import open_split
-    from frcunet.runs import load_run_model
 
     model, record = load_run_model(run)
     image = np.asarray(open_split(data, "test").images[index: index + 1], dtype=np.float32)

@@ -25,10 +25,10 @@ TRAINING_KEYS = ("epochs", "batch_size", "lr", "loss", "augment", "monitor", "sc
 
 
 def main():
+    from frcunet.artifacts.pretrained import PRETRAINED_DIR, load_pretrained_model, write_pretrained
+    from frcunet.artifacts.runs import load_run_model
     from frcunet.data.pipeline import open_split
-    from frcunet.prediction import predict_batches
-    from frcunet.pretrained import PRETRAINED_DIR, load_pretrained_model, write_pretrained
-    from frcunet.runs import load_run_model
+    from frcunet.inference.prediction import predict_batches
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run")
@@ -78,11 +78,11 @@ def main():
 
 def ship_onnx(folder):
     """The shipped weights as an ONNX model beside them, its SHA-1 in the record."""
-    from frcunet.export import write_onnx
-    from frcunet.pretrained import ONNX_FILE, RECORD_FILE, WEIGHTS_FILE, load_pretrained_model
-    from frcunet.provenance import file_sha1
-    from frcunet.runs import RunRecord
-    from frcunet.saving import atomic_path
+    from frcunet.artifacts.pretrained import ONNX_FILE, RECORD_FILE, WEIGHTS_FILE, load_pretrained_model
+    from frcunet.artifacts.runs import RunRecord
+    from frcunet.core.provenance import file_sha1
+    from frcunet.core.saving import atomic_path
+    from frcunet.inference.export import write_onnx
 
     folder = Path(folder)
     model, values = load_pretrained_model(folder)

@@ -17,11 +17,11 @@ def main():
     from PIL import Image
 
     import frcunet
+    from frcunet.artifacts.pretrained import pretrained_record
     from frcunet.data.imaging import read_mask
     from frcunet.data.sources import isic2018_pairs
-    from frcunet.metrics import per_image_metrics
-    from frcunet.plots import plot_cases
-    from frcunet.pretrained import pretrained_record
+    from frcunet.evaluation.metrics import per_image_metrics
+    from frcunet.evaluation.plots import plot_cases
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/ISIC2018_fullres")

@@ -118,7 +118,7 @@ def tiny_run(tmp_path_factory, worker_id):
 
     from frcunet.data.prepare import PrepareConfig, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
-    from frcunet.training import TrainConfig, train
+    from frcunet.training.trainer import TrainConfig, train
 
     session = tmp_path_factory.getbasetemp()
     root = (session if worker_id == "master" else session.parent) / "tiny_run"

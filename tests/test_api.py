@@ -35,12 +35,35 @@ def test_importing_the_package_does_not_load_the_backend():
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]
 
 
-def test_the_command_line_knows_every_registry_name_without_importing_keras():
-    from frcunet.losses import LOSSES
-    from frcunet.models import MODELS
-    from frcunet.names import LOSS_NAMES, MODEL_NAMES, RECIPES
-    from frcunet.recipes import RECIPES as RECIPE_SETTINGS
+def _choices(parser):
+    """{(verb, option): choices} of every option of every verb that has choices."""
+    import argparse
 
-    assert set(MODEL_NAMES) == set(MODELS) and set(LOSS_NAMES) == set(LOSSES) and set(RECIPES) == set(RECIPE_SETTINGS)
+    verbs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return {(verb, action.dest): list(action.choices) for verb, sub in verbs.items()
+            for action in sub._actions if action.choices is not None}
+
+
+def test_the_command_lines_choices_are_the_registries_keys():
+    from frcunet.cli import make_parser
+    from frcunet.data.download import ARCHIVES
+    from frcunet.data.sources import SOURCES
+    from frcunet.evaluation.budgets import BUDGETS
+    from frcunet.inference.export import FILE_NAMES
+    from frcunet.models.preprocessing import NORMALIZATIONS
+    from frcunet.models.registry import MODELS
+    from frcunet.training.losses import LOSSES
+    from frcunet.training.recipes import RECIPES
+
+    choices = _choices(make_parser())
+    registries = {("build", "model"): MODELS, ("train", "model"): MODELS, ("compare", "models"): MODELS,
+                  ("train", "recipe"): RECIPES, ("train", "loss"): LOSSES, ("train", "normalization"): NORMALIZATIONS,
+                  ("compare", "budget"): BUDGETS, ("export", "format"): FILE_NAMES, ("download", "dataset"): ARCHIVES,
+                  ("prepare", "dataset"): SOURCES}
+    for option, registry in registries.items():
+        assert choices[option] == list(registry), option
+
+
+def test_the_command_line_knows_every_registry_name_without_importing_keras():
     done = run_python("import sys\nfrom frcunet.cli import make_parser\nmake_parser()\nprint('keras' in sys.modules)")
     assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr[-2000:]

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from conftest import cli
-from frcunet.backbone_weights import URL_ENV, XCEPTION_VOC, load_backbone_weights
-from frcunet.errors import UserError
-from frcunet.models import build_model
+from frcunet.core.errors import UserError
+from frcunet.models.backbone_weights import URL_ENV, XCEPTION_VOC, load_backbone_weights
+from frcunet.models.registry import build_model
 
 
 def write_keras2_weight_file(path, layer_arrays):
@@ -71,7 +71,7 @@ def released_voc_layer_names():
 
 
 def test_every_layer_the_release_loaded_from_voc_is_loaded_here(tmp_path):
-    from frcunet.backbone_weights import VOC_NAMES
+    from frcunet.models.backbone_weights import VOC_NAMES
 
     model = build_model("frcunet", (32, 32, 3))
     rng = np.random.default_rng(3)

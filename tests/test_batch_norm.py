@@ -1,10 +1,10 @@
-"""Re-estimating batch norm statistics (frcunet.batch_norm) against NumPy's means and variances."""
+"""Re-estimating batch norm statistics (frcunet.models.batch_norm) against NumPy's means and variances."""
 
 import keras
 import numpy as np
 import pytest
 
-from frcunet.batch_norm import batch_norm_layers, recalibrate_batch_norm
+from frcunet.models.batch_norm import batch_norm_layers, recalibrate_batch_norm
 
 
 def _model_with_nested_batch_norm():

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import cli
-from frcunet.compare import mean_sd, paired_test
 from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
+from frcunet.evaluation.compare import mean_sd, paired_test
 
 
 @pytest.mark.long

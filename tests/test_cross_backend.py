@@ -10,7 +10,7 @@ PYRAMIDS = ("reference", "multiscale")
 # Both pyramid modes in one interpreter per backend: starting one costs more than building a narrow model.
 WRITE = """
 import numpy as np, keras
-from frcunet.models import build_model
+from frcunet.models.registry import build_model
 images = np.random.default_rng(0).integers(0, 256, (2, 32, 48, 3)).astype("uint8")
 for pyramid in {pyramids!r}:
     keras.utils.set_random_seed(3)
@@ -25,7 +25,7 @@ print(keras.backend.backend())
 # Weights load the way evaluate and predict load a run's (without drawing them at random first).
 READ = """
 import numpy as np, keras, frcunet
-from frcunet.models import build_model_to_load
+from frcunet.models.registry import build_model_to_load
 images = np.load(r"{folder}/images.npy")
 for pyramid in {pyramids!r}:
     weights = rf"{folder}/{{pyramid}}.weights.h5"

@@ -8,10 +8,10 @@ import zipfile
 import pytest
 
 from conftest import cli, run_cli
+from frcunet.core.errors import UserError
+from frcunet.core.saving import OwnedEntries
+from frcunet.data.download import download_dataset
 from frcunet.data.sources import isic2018_pairs
-from frcunet.download import download_dataset
-from frcunet.errors import UserError
-from frcunet.saving import OwnedEntries
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 

@@ -8,10 +8,10 @@ import pytest
 from PIL import Image
 
 from conftest import cli
+from frcunet.core.errors import UserError
 from frcunet.data.prepare import PrepareConfig, prepare_dataset
-from frcunet.errors import UserError
-from frcunet.evaluation import EvaluateConfig, evaluate
-from frcunet.prediction import predict_arrays, predict_files
+from frcunet.evaluation.evaluate import EvaluateConfig, evaluate
+from frcunet.inference.prediction import predict_arrays, predict_files
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 
@@ -47,7 +47,7 @@ def test_evaluation_writes_every_output(trained, tmp_path):
 
 @pytest.mark.agnostic
 def test_predict_arrays_returns_each_image_at_its_own_size(trained):
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     model, _ = load_run_model(trained / "run")
     images = [np.zeros((50, 70, 3), np.uint8), np.full((33, 32, 3), 200, np.uint8)]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from conftest import SMALL_UNET, cli
 from frcunet.data.prepare import PrepareConfig, prepare_dataset
-from frcunet.training import TrainConfig, train
+from frcunet.training.trainer import TrainConfig, train
 
 
 def _prepare(syn, folder, seed):

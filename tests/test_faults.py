@@ -21,9 +21,9 @@ from test_download import ArchiveServer, _zip
 
 from conftest import ROOT, SMALL_UNET_FLAGS, TINY_LITE, run_cli
 from frcunet.cli import main
+from frcunet.core.errors import UserError
+from frcunet.core.locks import exclusive_lock
 from frcunet.data.imaging import read_image, read_mask
-from frcunet.errors import UserError
-from frcunet.locks import exclusive_lock
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 # The settings of conftest's tiny_run, as flags (its run folder continues with them); epochs stay last.
@@ -273,7 +273,7 @@ def test_a_lock_is_freed_when_its_holder_is_killed(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import sys, time
 sys.path.insert(0, {str(ROOT)!r})
-from frcunet.locks import exclusive_lock
+from frcunet.core.locks import exclusive_lock
 with exclusive_lock({str(tmp_path / 'x.lock')!r}, 'x', 'held'):
     print('locked', flush=True)
     time.sleep(60)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, cli
-from frcunet.errors import UserError
-from frcunet.pretrained import PRETRAINED_DIR, WEIGHTS_FILE, pretrained_architecture, pretrained_record
+from frcunet.artifacts.pretrained import PRETRAINED_DIR, WEIGHTS_FILE, pretrained_architecture, pretrained_record
+from frcunet.core.errors import UserError
 
 pytestmark = pytest.mark.agnostic
 
@@ -40,7 +40,7 @@ def test_training_from_the_shipped_model_builds_its_network_and_starts_from_its_
     shipped_seen = shipped["seen_ids"]
     assert record["seen_ids"]["init_weights"] == sorted(shipped_seen["train"] + shipped_seen["val"])
 
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     tuned, _ = load_run_model(tmp_path / "tuned")
     expected = _shipped_arrays()
@@ -145,8 +145,8 @@ def test_the_python_api_trains_from_the_shipped_model_with_a_recipe(prepared, tm
 
 
 def test_frozen_batch_norm_keeps_the_shipped_statistics_and_scales(prepared, tmp_path):
-    from frcunet.runs import load_run_model
-    from frcunet.training import TrainConfig, train
+    from frcunet.artifacts.runs import load_run_model
+    from frcunet.training.trainer import TrainConfig, train
 
     with pytest.raises(UserError, match="choose one"):
         train(TrainConfig(data=str(prepared), run=str(tmp_path / "r"), init_weights="pretrained", freeze_bn=True,

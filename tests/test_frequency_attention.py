@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from frcunet.frequency_attention import (
+from frcunet.models.frequency_attention import (
     FrequencyRecalibration,
     LaplacianPyramid,
     gaussian_kernel_1d,
     gaussian_kernel_2d,
     reference_sigmas,
 )
-from frcunet.losses import PooledDice, bce_dice_loss, soft_dice_loss
-from frcunet.preprocessing import FixedScaling, MinMaxNormalization
+from frcunet.models.preprocessing import FixedScaling, MinMaxNormalization
+from frcunet.training.losses import PooledDice, bce_dice_loss, soft_dice_loss
 
 pytestmark = pytest.mark.agnostic
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from frcunet.core.errors import UserError
 from frcunet.data.imaging import binarize_mask, read_image, read_mask, read_pair
-from frcunet.errors import UserError
 
 
 def _disc(height=60, width=80):

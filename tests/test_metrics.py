@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from frcunet.metrics import hd95, per_image_metrics, per_image_statistics, pooled_metrics, thresholded_jaccard
+from frcunet.evaluation.metrics import (
+    hd95,
+    per_image_metrics,
+    per_image_statistics,
+    pooled_metrics,
+    thresholded_jaccard,
+)
 
 
 def _random_case(seed, shape=(5, 24, 32), decimals=None):

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from frcunet.models import InputShapeError, ModelOptionError, build_model, build_model_to_load
+from frcunet.models.registry import InputShapeError, ModelOptionError, build_model, build_model_to_load
 
 pytestmark = pytest.mark.agnostic
 
@@ -110,7 +110,7 @@ def test_mixed_bfloat16_keeps_float32_probabilities():
 
 @pytest.mark.parametrize("pyramid", ["reference", "multiscale"])
 def test_keras_file_round_trip_predicts_the_same(tmp_path, pyramid):
-    from frcunet.saving import save_model_atomic
+    from frcunet.core.saving import save_model_atomic
 
     model = build_model("frcunet-lite", (32, 48, 3), pyramid=pyramid)
     path = tmp_path / "model.keras"

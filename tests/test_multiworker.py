@@ -111,16 +111,16 @@ def test_multiworker_without_a_cluster_description_is_refused(prepared, tmp_path
     monkeypatch.delenv("TF_CONFIG", raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
-    from frcunet.distribute import this_worker
-    from frcunet.errors import UserError
+    from frcunet.core.errors import UserError
+    from frcunet.training.trainer.distribute import this_worker
 
     with pytest.raises(UserError, match=message):
         this_worker("multiworker", "tensorflow")
 
 
 def test_jax_cluster_variables_are_checked(monkeypatch):
-    from frcunet.distribute import this_worker
-    from frcunet.errors import UserError
+    from frcunet.core.errors import UserError
+    from frcunet.training.trainer.distribute import this_worker
 
     for name in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                  "KERAS_DISTRIBUTION_PROCESS_ID"):
@@ -145,9 +145,9 @@ def test_a_time_budget_is_refused_across_workers(prepared, tmp_path):
 
 
 def test_a_batch_jax_cannot_split_evenly_is_refused_before_training(prepared):
+    from frcunet.core.errors import UserError
     from frcunet.data.pipeline import SegmentationBatches
-    from frcunet.errors import UserError
-    from frcunet.training import _check_batches_split
+    from frcunet.training.trainer.trainer import _check_batches_split
 
     train, val = (SegmentationBatches(prepared, split, batch_size=6) for split in ("train", "val"))
     assert train.batch_sizes() == [4, 6] and val.batch_sizes() == [2, 6]  # 16 and 8 images

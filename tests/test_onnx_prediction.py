@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, cli, run_python
-from frcunet.pretrained import ONNX_FILE, PRETRAINED_DIR, WEIGHTS_FILE, pretrained_record
+from frcunet.artifacts.pretrained import ONNX_FILE, PRETRAINED_DIR, WEIGHTS_FILE, pretrained_record
 
 HELD_OUT = 24  # real held-out ISIC images the exports are compared on
 
@@ -27,7 +27,7 @@ def _real_batch(shared_data, count=HELD_OUT):
 
 
 def _keras_probabilities(images):
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     model, _ = load_run_model(None)
     return np.asarray(model(images.astype(np.float32), training=False))
@@ -132,7 +132,7 @@ def test_a_runs_onnx_export_is_used_by_predict_until_its_weights_change(tiny_run
 
     import keras
 
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     model, _ = load_run_model(run)
     model.weights[0].assign(keras.ops.convert_to_numpy(model.weights[0]) * 1.5)
@@ -212,7 +212,7 @@ def test_the_command_line_and_the_api_give_identical_masks(shared_data, tmp_path
 
 
 def test_overlapped_prediction_writes_what_a_sequential_one_writes(shared_data, tmp_path):
-    from frcunet.prediction import predict_files
+    from frcunet.inference.prediction import predict_files
 
     photos = sorted((shared_data / "ISIC2018" / "ISIC2018_Task1-2_Training_Input").glob("*.jpg"))[:11]
     (tmp_path / "in").mkdir()
@@ -230,7 +230,13 @@ def test_overlapped_prediction_writes_what_a_sequential_one_writes(shared_data, 
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "many" / name).read_bytes(), name
     # And what a plain loop writes, one image after the other on this thread.
     from frcunet.data.imaging import read_image
-    from frcunet.prediction import model_size, predict_batches, resize_probabilities, save_mask_png, shipped_onnx
+    from frcunet.inference.prediction import (
+        model_size,
+        predict_batches,
+        resize_probabilities,
+        save_mask_png,
+        shipped_onnx,
+    )
 
     model = shipped_onnx()
     (tmp_path / "plain").mkdir()
@@ -247,7 +253,7 @@ def test_overlapped_prediction_writes_what_a_sequential_one_writes(shared_data, 
 def test_images_in_flight_stay_bounded():
     from concurrent.futures import ThreadPoolExecutor
 
-    from frcunet.prediction import _Prefetch
+    from frcunet.inference.prediction import _Prefetch
 
     taken = []
 

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
+from frcunet.core.errors import UserError
 from frcunet.data.pipeline import SegmentationBatches, augment_pair, open_split
-from frcunet.errors import UserError
-from frcunet.losses import PooledDice, bce_dice_loss, soft_dice_loss
+from frcunet.training.losses import PooledDice, bce_dice_loss, soft_dice_loss
 
 pytestmark = pytest.mark.agnostic
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 import frcunet
 from conftest import cli
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 
 def _photos(folder, count=2, size=(40, 52)):
@@ -60,7 +60,7 @@ def test_a_fifo_as_input_is_named_for_what_it_is(tmp_path):
 
 
 def test_two_predicts_into_one_out_at_once_are_refused(tmp_path):
-    from frcunet.locks import exclusive_lock
+    from frcunet.core.locks import exclusive_lock
 
     photos = _photos(tmp_path / "in")
     out = tmp_path / "o"
@@ -102,7 +102,7 @@ def test_the_api_reads_image_arrays_as_prepare_reads_files():
 
 @pytest.mark.parametrize("failure", [OSError(28, "No space left on device"), KeyboardInterrupt()])
 def test_a_predict_stopped_by_a_failed_write_or_an_interrupt_can_be_run_again(tmp_path, monkeypatch, failure):
-    from frcunet import prediction
+    from frcunet.inference import prediction
 
     photos = _photos(tmp_path / "in", count=12)
     real_save, calls = prediction.save_mask_png, []

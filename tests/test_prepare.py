@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, run_cli
+from frcunet.core.errors import UserError
 from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.data.splits import paper_split, ratio_split
 from frcunet.data.synthetic import write_synthetic_isic
-from frcunet.errors import UserError
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from conftest import cli
-from frcunet.pretrained import MODEL_CARD, PRETRAINED_DIR, RECORD_FILE, WEIGHTS_FILE, pretrained_record
+from frcunet.artifacts.pretrained import MODEL_CARD, PRETRAINED_DIR, RECORD_FILE, WEIGHTS_FILE, pretrained_record
 
 HELD_OUT_SAMPLE = 12
 ORACLE_SAMPLE = 60  # held-out real images scored by both evaluate --native and the ISIC scorer
@@ -38,7 +38,7 @@ def _held_out_pairs(shared_data, count):
 @pytest.mark.agnostic
 def test_shipped_model_segments_held_out_real_images(shared_data):
     import frcunet
-    from frcunet.metrics import per_image_metrics
+    from frcunet.evaluation.metrics import per_image_metrics
 
     model = frcunet.load_model()
     dice = []
@@ -60,7 +60,7 @@ def test_predict_without_a_run_uses_the_shipped_model(shared_data, tmp_path):
         (tmp_path / "photos" / image_path.name).symlink_to(image_path)
     done = cli("predict", "--input", tmp_path / "photos", "--out", tmp_path / "masks", "--quiet")
     assert done.returncode == 0, done.stderr[-2000:]
-    from frcunet.metrics import per_image_metrics
+    from frcunet.evaluation.metrics import per_image_metrics
 
     dice = []
     for image_path, mask_path in pairs:

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_UNET, read_history
-from frcunet.batch_norm import batch_norm_layers, recalibrate_batch_norm
+from frcunet.artifacts.runs import load_run_model
 from frcunet.cli import make_parser, train_settings
+from frcunet.core.errors import UserError
 from frcunet.data.augmentation import augment_pair, check_augmentation
 from frcunet.data.pipeline import SegmentationBatches
-from frcunet.errors import UserError
-from frcunet.recipes import RECIPES, recipe_settings
-from frcunet.runs import load_run_model
-from frcunet.schedules import warmup_cosine
-from frcunet.training import TrainConfig, train
+from frcunet.models.batch_norm import batch_norm_layers, recalibrate_batch_norm
+from frcunet.training.recipes import RECIPES, recipe_settings
+from frcunet.training.schedules import warmup_cosine
+from frcunet.training.trainer import TrainConfig, train
 
 TINY = {"width": 0.125, "middle_units": 1}
 
@@ -46,7 +46,7 @@ def test_full_augmentation_moves_image_and_mask_together():
 
 def test_full_augmentation_survives_per_image_min_max_scaling():
     """The old jitter (global gain and offset) was undone by the model's min-max input layer; this is not."""
-    from frcunet.preprocessing import MinMaxNormalization
+    from frcunet.models.preprocessing import MinMaxNormalization
 
     image = np.random.default_rng(0).uniform(0, 255, (32, 32, 3)).astype(np.float32)
     mask = np.zeros((32, 32), np.uint8)
@@ -82,7 +82,7 @@ def test_warmup_then_cosine_reaches_zero_at_the_end():
 def test_a_budget_that_grows_never_raises_the_rate_again(monkeypatch):
     from types import SimpleNamespace
 
-    from frcunet import schedules
+    from frcunet.training import schedules
 
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr(schedules.time, "perf_counter", lambda: clock.now)
@@ -125,7 +125,7 @@ def _run_epochs(schedules, schedule, clock, seconds, first_epoch=0):
 def test_a_resumed_budget_plans_from_the_epochs_it_measured_not_from_its_tracing_epoch(monkeypatch):
     from types import SimpleNamespace
 
-    from frcunet import schedules
+    from frcunet.training import schedules
 
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr(schedules.time, "perf_counter", lambda: clock.now)
@@ -146,7 +146,7 @@ def test_a_resumed_budget_plans_from_the_epochs_it_measured_not_from_its_tracing
 def test_a_deterministic_budget_fixes_its_plan_after_the_first_epoch(monkeypatch):
     from types import SimpleNamespace
 
-    from frcunet import schedules
+    from frcunet.training import schedules
 
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr(schedules.time, "perf_counter", lambda: clock.now)
@@ -158,8 +158,8 @@ def test_a_deterministic_budget_fixes_its_plan_after_the_first_epoch(monkeypatch
 
 def test_a_resume_must_agree_on_determinism(prepared, tmp_path):
     from conftest import SMALL_UNET
-    from frcunet.errors import UserError
-    from frcunet.training import TrainConfig, train
+    from frcunet.core.errors import UserError
+    from frcunet.training.trainer import TrainConfig, train
 
     settings = dict(data=str(prepared), run=str(tmp_path / "run"), model="unet", model_options=SMALL_UNET, epochs=1,
                     batch_size=8, verbose=0)
@@ -169,7 +169,7 @@ def test_a_resume_must_agree_on_determinism(prepared, tmp_path):
 
 
 def test_fixed_scaling_and_decoder_bn_change_the_model_not_its_interface():
-    from frcunet.models import build_model
+    from frcunet.models.registry import build_model
 
     plain = build_model("frcunet-lite", (32, 32, 3), **TINY)
     model = build_model("frcunet-lite", (32, 32, 3), normalization="fixed", decoder_bn=True, **TINY)

@@ -14,13 +14,13 @@ from chromium import Chromium, find_chromium
 from PIL import Image
 
 from conftest import cli
+from frcunet.core.errors import UserError
+from frcunet.core.markdown import markdown_table
 from frcunet.data.prepare import PrepareConfig, prepare_dataset
 from frcunet.data.synthetic import write_synthetic_isic
-from frcunet.errors import UserError
-from frcunet.prediction import predict_files
+from frcunet.inference.prediction import predict_files
 from frcunet.reports.html import Column, case_table, element, render_page
 from frcunet.reports.images import PREDICTION_COLOUR, TRUTH_COLOUR, draw_case, outline
-from frcunet.reports.markdown import markdown_table
 
 IN18, GT18 = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 
@@ -218,7 +218,13 @@ def _fake_evaluation(folder, ids, dice, grid=(32, 32)):
 
 
 def test_comparison_report_puts_each_model_side_by_side_losses_first(prepared, tmp_path, browser):
-    from frcunet.compare import BUDGETS, CompareConfig, _evaluation_folder, _open_comparison_folder, _write_report
+    from frcunet.evaluation.budgets import BUDGETS
+    from frcunet.evaluation.compare import (
+        CompareConfig,
+        _evaluation_folder,
+        _open_comparison_folder,
+        _write_report,
+    )
 
     ids = [e["id"] for e in json.loads((prepared / "manifest.json").read_text())["splits"]["test"]]
     rng = np.random.default_rng(0)

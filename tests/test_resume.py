@@ -40,8 +40,9 @@ def _weights(path):
 def _train(prepared, run, monkeypatch, stop_after=None):
     import keras
 
-    from frcunet import schedules, training
-    from frcunet.recipes import recipe_settings
+    from frcunet.training import schedules
+    from frcunet.training import trainer as training
+    from frcunet.training.recipes import recipe_settings
 
     monkeypatch.setattr(schedules, "time", _FakeClock())
     if stop_after is not None:

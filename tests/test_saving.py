@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from frcunet.saving import OwnedEntries, atomic_folder
+from frcunet.core.saving import OwnedEntries, atomic_folder
 
 RECORD = ".record"
 
@@ -14,7 +14,7 @@ RECORD = ".record"
 def _kill_inside_atomic_folder(out):
     """Runs atomic_folder in a fresh interpreter that dies (no clean-up) while it writes the staging folder."""
     code = ("import os, sys\n"
-            "from frcunet.saving import atomic_folder\n"
+            "from frcunet.core.saving import atomic_folder\n"
             "with atomic_folder(sys.argv[1], 'evaluation') as staging:\n"
             "    (staging / 'metrics.json').write_text('{}')\n"
             "    os._exit(9)\n")
@@ -30,7 +30,7 @@ def test_only_staging_folders_the_project_made_are_removed(tmp_path, caplog):
     killed = [p for p in tmp_path.glob(".o_big.partial-*") if p != backup]
     assert len(killed) == 1 and (killed[0] / "metrics.json").is_file()
 
-    with caplog.at_level(logging.WARNING, logger="frcunet.saving"), atomic_folder(out, "evaluation") as staging:
+    with caplog.at_level(logging.WARNING, logger="frcunet.core.saving"), atomic_folder(out, "evaluation") as staging:
         (staging / "metrics.json").write_text("{}")
     assert not killed[0].exists()
     assert f"removing {killed[0]}, left by an interrupted run" in caplog.text

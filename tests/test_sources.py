@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from frcunet.core.errors import UserError
 from frcunet.data import sources
-from frcunet.errors import UserError
 
 ISIC18_IN, ISIC18_GT = "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth"
 

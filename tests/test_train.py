@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_UNET, SMALL_UNET_FLAGS, cli, read_history, run_cli
-from frcunet.callbacks import AtomicBestCheckpoint
-from frcunet.errors import UserError
-from frcunet.models import build_model
-from frcunet.training import TrainConfig, train
+from frcunet.core.errors import UserError
+from frcunet.models.registry import build_model
+from frcunet.training.callbacks import AtomicBestCheckpoint
+from frcunet.training.trainer import TrainConfig, train
 
 TINY = {"width": 0.125, "middle_units": 1}
 TINY_FLAGS = ["--model", "frcunet-lite", "--width", 0.125, "--middle-units", 1]
@@ -64,7 +64,7 @@ def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tiny_
     tuned = cli("train", "--data", prepared, "--run", tmp_path / "ph2", *TINY_FLAGS, "--epochs", 1,
                 "--batch-size", 8, "--lr", 1e-9, "--init-weights", source / "best.weights.h5", "--quiet")
     assert tuned.returncode == 0, tuned.stderr[-3000:]
-    from frcunet.models import build_model
+    from frcunet.models.registry import build_model
 
     before, after = (build_model("frcunet-lite", (32, 32, 3), **TINY) for _ in range(2))
     before.load_weights(source / "best.weights.h5")
@@ -96,7 +96,7 @@ def test_training_input_mistakes_are_one_line_errors(prepared, tiny_run, tmp_pat
 
 
 def test_a_run_recorded_before_a_setting_existed_resumes_with_its_default(tiny_run, tmp_path):
-    from frcunet.training import _check_resumable
+    from frcunet.training.trainer import _check_resumable
 
     record = json.loads((tiny_run / "run" / "config.json").read_text())
     older = dict(record)

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from conftest import SMALL_UNET, SMALL_UNET_FLAGS, cli, read_history
-from frcunet.errors import UserError
-from frcunet.models import build_model
-from frcunet.training import TrainConfig, train
+from frcunet.core.errors import UserError
+from frcunet.models.registry import build_model
+from frcunet.training.trainer import TrainConfig, train
 
 UNET_TRAIN = [*SMALL_UNET_FLAGS, "--batch-size", 8, "--lr", 1e-3, "--quiet"]
 
@@ -87,7 +87,7 @@ def test_a_non_finite_model_option_is_refused(prepared, tmp_path):
 
 @pytest.mark.parametrize("setting", ["max_minutes", "warmup_epochs", "peak_lr"])
 def test_the_budgeted_schedule_refuses_a_non_finite_setting(setting):
-    from frcunet.schedules import BudgetedSchedule
+    from frcunet.training.schedules import BudgetedSchedule
 
     settings = dict(peak_lr=1e-3, epochs=10, steps_per_epoch=5, max_minutes=1.0, warmup_epochs=1.0)
     with pytest.raises(ValueError, match=f"{setting} must be a finite number"):
@@ -144,9 +144,11 @@ def test_a_run_killed_while_writing_model_keras_is_finished_by_the_rerun(prepare
 def _disk_fills_at(monkeypatch, name):
     """Makes the disk fill while the run file `name` is written: its temporary is written, then ENOSPC.
 
-    Every writer of a run goes through frcunet.saving.atomic_path (imported by name where it is used).
+    Every writer of a run goes through frcunet.core.saving.atomic_path (imported by name where it is used).
     """
-    from frcunet import callbacks, saving, training
+    from frcunet.core import saving
+    from frcunet.training import callbacks
+    from frcunet.training import trainer as training
 
     real = saving.atomic_path
 
@@ -207,7 +209,7 @@ def test_a_full_disk_while_writing_model_keras_is_finished_by_the_rerun(prepared
 
 
 def test_errors_that_wrap_a_full_disk_are_recognised():
-    from frcunet.callbacks import is_disk_full
+    from frcunet.training.callbacks import is_disk_full
 
     # h5py's words when HDF5 could not write (its exception type varies: OSError, RuntimeError...)
     h5py_style = RuntimeError("Can't decrement id ref count (file write failed: time = Wed Dec  2 07:40:01 2026\n"
@@ -227,7 +229,7 @@ def test_errors_that_wrap_a_full_disk_are_recognised():
 
 
 def test_weights_written_through_memory_equal_keras_own_file(tmp_path):
-    from frcunet.callbacks import save_weights_file
+    from frcunet.training.callbacks import save_weights_file
 
     model = build_model("unet", (32, 32, 3), **SMALL_UNET)
     model.compile("adam", "binary_crossentropy")

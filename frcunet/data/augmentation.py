@@ -16,7 +16,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from frcunet.names import AUGMENTATIONS
+from frcunet.core.names import AUGMENTATIONS
 
 # Ranges of the "full" level, chosen to keep lesions plausible: dermoscopy has no up or down, so any
 # turn is fine; scale within 0.75..1.33 keeps most of a lesion in view.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops, ImageOps
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 # A dermoscopy image is at most ~6000x4000; anything far beyond is a mistake
 # (or a decompression bomb) and would exhaust memory when decoded.

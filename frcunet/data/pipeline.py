@@ -13,8 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from frcunet.core.errors import UserError
 from frcunet.data.augmentation import augment_pair, check_augmentation
-from frcunet.errors import UserError
 
 
 @dataclass

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from frcunet.core.errors import UserError
+from frcunet.core.names import SPLITS
+from frcunet.core.provenance import versions
+from frcunet.core.saving import atomic_folder, check_output_folder
 from frcunet.data.imaging import DEFAULT_MAX_PIXELS, read_pair
 from frcunet.data.workers import ordered_map, workers_that_fit
-from frcunet.errors import UserError
-from frcunet.names import SPLITS
-from frcunet.provenance import versions
-from frcunet.saving import atomic_folder, check_output_folder
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -156,7 +156,7 @@ def manifest_sha1(folder):
 
 def preparation_report(manifest, out_dir):
     """The lines printed at the end of a preparation: a table of the splits, then any warnings."""
-    from frcunet.reports.markdown import markdown_table, number
+    from frcunet.core.markdown import markdown_table, number
 
     fractions = manifest["lesion_fraction"]
     table = markdown_table(["split", "pairs", "lesion fraction"],

@@ -9,8 +9,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from frcunet.errors import UserError
-from frcunet.names import IMAGE_SUFFIXES
+from frcunet.core.errors import UserError
+from frcunet.core.names import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from frcunet.errors import UserError
-from frcunet.names import SPLITS
+from frcunet.core.errors import UserError
+from frcunet.core.names import SPLITS
 
 PAPER_COUNTS = {"isic2018": (1815, 259, 520), "isic2017": (1400, 200, 400), "ph2": (80, 20, 100)}
 PAPER_SHUFFLED = {"ph2"}

@@ -12,7 +12,8 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from tqdm import tqdm
 
-from frcunet.saving import atomic_folder
+from frcunet.core.names import MASK_SUFFIX
+from frcunet.core.saving import atomic_folder
 
 INPUT_DIR = "ISIC2018_Task1-2_Training_Input"
 TRUTH_DIR = "ISIC2018_Task1_Training_GroundTruth"
@@ -106,4 +107,4 @@ def write_synthetic_isic(out_dir, n, seed=0, size=(192, 256), progress=True):
             image, mask = synth_pair(seed, index, size)
             name = f"ISIC_{index:07d}"
             Image.fromarray(image).save(staging / INPUT_DIR / f"{name}.jpg", quality=92)
-            Image.fromarray(mask).save(staging / TRUTH_DIR / f"{name}_segmentation.png")
+            Image.fromarray(mask).save(staging / TRUTH_DIR / f"{name}{MASK_SUFFIX}")

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 

@@ -16,11 +16,14 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from frcunet.errors import UserError
-from frcunet.names import IMAGE_SUFFIXES
-from frcunet.onnx_model import OnnxModel, onnxruntime_available
+from frcunet.core.errors import UserError
+from frcunet.core.names import IMAGE_SUFFIXES, MASK_SUFFIX
+from frcunet.inference.onnx_model import OnnxModel, onnxruntime_available
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
+
+# What --probabilities writes beside each mask: <stem> + this (0..255).
+PROBABILITY_SUFFIX = "_probability.png"
 
 RUN_ONNX = "model.onnx"  # a run's own ONNX export (frcunet export --run RUN --format onnx)
 
@@ -111,7 +114,7 @@ def _model_input(image, size):
 
 def run_onnx_export(run, threads=None):
     """The run's own ONNX export when it exists and was exported from its current best weights, else None."""
-    from frcunet.runs import BEST_WEIGHTS
+    from frcunet.artifacts.runs import BEST_WEIGHTS
 
     path = Path(run) / RUN_ONNX
     if not path.is_file() or not onnxruntime_available():
@@ -125,14 +128,14 @@ def run_onnx_export(run, threads=None):
 
 
 def _exported_from(model, weights):
-    from frcunet.provenance import file_sha1
+    from frcunet.core.provenance import file_sha1
 
     return model.metadata.get("frcunet_weights_sha1") == file_sha1(weights)
 
 
 def shipped_onnx(threads=None):
     """The shipped model's ONNX file, or None when ONNX Runtime is not installed or the file is missing."""
-    from frcunet.pretrained import ONNX_FILE, PRETRAINED_DIR
+    from frcunet.artifacts.pretrained import ONNX_FILE, PRETRAINED_DIR
 
     path = PRETRAINED_DIR / ONNX_FILE
     return OnnxModel(path, threads) if path.is_file() and onnxruntime_available() else None
@@ -157,7 +160,7 @@ def open_model(run=None, onnx=None, threads=None, before_keras=None):
                         "or install the training stack (pip install 'frcunet[train]' tensorflow-cpu)")
     if before_keras is not None:
         before_keras()
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     return load_run_model(run)[0]
 
@@ -168,7 +171,7 @@ PREDICTED_RECORD = ".frcunet-predicted"  # the files predict wrote into --out; o
 def _input_files(source):
     """The images to predict: `source` itself, or the images of the folder `source`, except masks that an
     earlier predict wrote there (so a folder used as --out before is not segmented twice)."""
-    from frcunet.saving import OwnedEntries
+    from frcunet.core.saving import OwnedEntries
 
     source = Path(source)
     if source.is_file():
@@ -188,9 +191,9 @@ def _input_files(source):
 def _project_folder(folder):
     """What the project keeps in `folder` and replaces or reads whole, or None: an output of a kind, a run, a
     prepared folder."""
+    from frcunet.artifacts.runs import BEST_WEIGHTS, CONFIG_FILE
+    from frcunet.core.saving import folder_kind
     from frcunet.data.prepare import MANIFEST
-    from frcunet.runs import BEST_WEIGHTS, CONFIG_FILE
-    from frcunet.saving import folder_kind
 
     if folder_kind(folder):
         return f"a frcunet {folder_kind(folder)} output folder, which a rerun replaces whole"
@@ -204,7 +207,7 @@ def _project_folder(folder):
 def _check_out(out, source):
     """Refuses an --out whose masks would be lost or read back: inside --input, or in a folder the project
     replaces or reads whole (an evaluation, export or prepared folder, a run)."""
-    from frcunet.saving import check_folder_path
+    from frcunet.core.saving import check_folder_path
 
     check_folder_path(out)
     source = Path(source)
@@ -226,7 +229,7 @@ def _output_names(files, probabilities):
     clashes = [" and ".join(names) for names in by_stem.values() if len(names) > 1]
     if clashes:
         raise UserError(f"{'; '.join(clashes)} would write the same mask file; rename or move one of them")
-    suffixes = ("_segmentation.png", "_probability.png") if probabilities else ("_segmentation.png",)
+    suffixes = (MASK_SUFFIX, PROBABILITY_SUFFIX) if probabilities else (MASK_SUFFIX,)
     return {path: [path.stem + suffix for suffix in suffixes] for path in files}
 
 
@@ -279,8 +282,8 @@ def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=Fals
     (default: one per core and one more) while the network predicts, with a bounded number of images in flight, so a
     folder of any size is predicted in bounded memory; the masks are those of a sequential run.
     """
-    from frcunet.locks import exclusive_lock
-    from frcunet.saving import OwnedEntries
+    from frcunet.core.locks import exclusive_lock
+    from frcunet.core.saving import OwnedEntries
 
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
@@ -320,7 +323,7 @@ GALLERY_PAGE, GALLERY_FILES = "report.html", "report"
 def _gallery_names(out):
     """The gallery's names that predict must own before it replaces them. Its folder carries a marker of its own
     (saving.atomic_folder), so one published by a run killed before recording it is still known as predict's."""
-    from frcunet.saving import folder_kind
+    from frcunet.core.saving import folder_kind
 
     return [GALLERY_PAGE] + ([] if folder_kind(out / GALLERY_FILES) == "gallery" else [GALLERY_FILES])
 
@@ -335,9 +338,9 @@ def _gallery_facts(run, onnx, source, threshold, tta):
 def _predict_with_gallery(model, files, names, out, ours, threshold, probabilities, tta, batch_size, progress,
                           workers, about):
     """_predict_into, drawing each mask on its image as it is written; then the gallery's page."""
+    from frcunet.core.saving import atomic_folder, atomic_path
     from frcunet.reports.gallery import Gallery
     from frcunet.reports.html import stamp
-    from frcunet.saving import atomic_folder, atomic_path
 
     with atomic_folder(out / GALLERY_FILES, "gallery") as staging:
         gallery = Gallery(staging, threshold)
@@ -351,7 +354,7 @@ def _predict_with_gallery(model, files, names, out, ours, threshold, probabiliti
 
 
 def _warn_if_unfinished(run):
-    from frcunet.runs import run_progress
+    from frcunet.artifacts.runs import run_progress
 
     progress = run_progress(run)
     if not progress["finished"]:
@@ -429,14 +432,14 @@ class _WrittenRecord:
 
 def save_mask_png(mask, path):
     """A 0/255 8-bit PNG of a boolean mask, written atomically."""
-    from frcunet.saving import atomic_path
+    from frcunet.core.saving import atomic_path
 
     with atomic_path(path) as temporary:
         Image.fromarray(np.asarray(mask, bool).view(np.uint8) * np.uint8(255)).save(temporary, format="PNG")
 
 
 def _save_probability_png(probability, path):
-    from frcunet.saving import atomic_path
+    from frcunet.core.saving import atomic_path
 
     with atomic_path(path) as temporary:
         Image.fromarray(np.rint(np.clip(probability, 0, 1) * 255).astype(np.uint8)).save(temporary, format="PNG")

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import keras
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 XCEPTION_VOC = "deeplabv3_xception_tf_dim_ordering_tf_kernels.h5"
 KNOWN_WEIGHTS = {

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 
 def onnxruntime_available():

@@ -8,11 +8,11 @@ by 16. Names: frcunet, frcunet-lite, unet, attention-unet.
 import keras
 from keras import layers
 
-from frcunet.backbones import aligned_xception, scaled
-from frcunet.errors import UserError
-from frcunet.frequency_attention import FrequencyRecalibration, LaplacianPyramid
-from frcunet.names import PYRAMID_MODES
-from frcunet.preprocessing import normalization_layer
+from frcunet.core.errors import UserError
+from frcunet.core.names import PYRAMID_MODES
+from frcunet.models.backbones import aligned_xception, scaled
+from frcunet.models.frequency_attention import FrequencyRecalibration, LaplacianPyramid
+from frcunet.models.preprocessing import normalization_layer
 
 SIZE_MULTIPLE = 16
 

@@ -28,8 +28,24 @@ from pathlib import Path
 
 import keras
 
-from frcunet.batch_norm import batch_norm_layers
-from frcunet.callbacks import (
+from frcunet.artifacts.pretrained import (
+    PRETRAINED_NAME,
+    load_pretrained_weights,
+    pretrained_architecture,
+    pretrained_record,
+    pretrained_source,
+)
+from frcunet.artifacts.runs import default_run_folder, load_weights_or_explain, read_run_record
+from frcunet.core.errors import UserError
+from frcunet.core.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
+from frcunet.core.provenance import file_sha1, git_commit, versions
+from frcunet.core.saving import atomic_path, check_folder_path, save_model_atomic
+from frcunet.data.augmentation import check_augmentation
+from frcunet.data.pipeline import SegmentationBatches, open_split
+from frcunet.data.prepare import MANIFEST, manifest_sha1
+from frcunet.models.batch_norm import batch_norm_layers
+from frcunet.models.registry import MODELS, build_model, build_model_to_load, check_model_options
+from frcunet.training.callbacks import (
     STATE_FILE,
     AtomicBestCheckpoint,
     AtomicHistory,
@@ -41,25 +57,9 @@ from frcunet.callbacks import (
     reporting_full_disk,
     update_resume_state,
 )
-from frcunet.data.augmentation import check_augmentation
-from frcunet.data.pipeline import SegmentationBatches, open_split
-from frcunet.data.prepare import MANIFEST, manifest_sha1
-from frcunet.distribute import distribution_scope, synchronize_batch_norm, this_worker
-from frcunet.errors import UserError
-from frcunet.losses import LOSSES, PooledDice
-from frcunet.models import MODELS, build_model, build_model_to_load, check_model_options
-from frcunet.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
-from frcunet.pretrained import (
-    PRETRAINED_NAME,
-    load_pretrained_weights,
-    pretrained_architecture,
-    pretrained_record,
-    pretrained_source,
-)
-from frcunet.provenance import file_sha1, git_commit, versions
-from frcunet.runs import default_run_folder, load_weights_or_explain, read_run_record
-from frcunet.saving import atomic_path, check_folder_path, save_model_atomic
-from frcunet.schedules import BudgetedSchedule
+from frcunet.training.distribute import distribution_scope, synchronize_batch_norm, this_worker
+from frcunet.training.losses import LOSSES, PooledDice
+from frcunet.training.schedules import BudgetedSchedule
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
@@ -179,7 +179,7 @@ def _check_float_settings(config):
         _check_finite(getattr(config, name), name, fits, wanted)
     for name, value in config.model_options.items():
         if isinstance(value, float):
-            _check_finite(value, name)  # their ranges: frcunet.models.check_model_options
+            _check_finite(value, name)  # their ranges: frcunet.models.registry.check_model_options
 
 
 def _check_finite(value, name, fits=lambda value: True, wanted=""):
@@ -395,7 +395,7 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
 RUN_FILES = {"config.json", "best.weights.h5", "model.keras", "model.onnx", "history.csv", "logs", "resume"}
 
 
-# The run's own files that training writes through frcunet.saving.atomic_path.
+# The run's own files that training writes through frcunet.core.saving.atomic_path.
 ATOMIC_RUN_FILES = ("best.weights.h5", "model.keras", "config.json", "history.csv")
 
 
@@ -432,7 +432,7 @@ def train(config):
     every setting has been checked and the model built, so a command refused on its arguments leaves an
     earlier run as it was.
     """
-    from frcunet.locks import exclusive_lock
+    from frcunet.core.locks import exclusive_lock
 
     _validate(config)
     size = _check_data(config)
@@ -562,7 +562,7 @@ def _compiled_model(config, size, fresh):
     if fresh:
         # Before compiling: a fine-tuned model starts with a fresh optimizer, not the source run's.
         if config.backbone_weights:
-            from frcunet.backbone_weights import load_backbone_weights
+            from frcunet.models.backbone_weights import load_backbone_weights
 
             log.info(load_backbone_weights(model, config.backbone_weights).summary())
         if config.init_weights == PRETRAINED_NAME:

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from frcunet.names import PYRAMID_MODES
+from frcunet.core.names import PYRAMID_MODES
 
 
 def reference_sigmas(levels=4, base=1.6):

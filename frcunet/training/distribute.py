@@ -16,10 +16,8 @@ from dataclasses import dataclass
 
 import keras
 
-from frcunet.errors import UserError
-from frcunet.names import DISTRIBUTE_MODES
-
-MODES = DISTRIBUTE_MODES
+from frcunet.core.errors import UserError
+from frcunet.core.names import DISTRIBUTE_MODES
 
 # What --distribute multiworker reads on JAX (keras.distribution.initialize reads the same variables).
 JAX_CLUSTER_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
@@ -171,8 +169,8 @@ def distribution_scope(mode="none", cpu_replicas=0):
         mode: "none", "data-parallel" or "multiworker".
         cpu_replicas: TensorFlow only: split the CPU into this many devices (tests).
     """
-    if mode not in MODES:
-        raise UserError(f"--distribute must be one of {', '.join(MODES)}")
+    if mode not in DISTRIBUTE_MODES:
+        raise UserError(f"--distribute must be one of {', '.join(DISTRIBUTE_MODES)}")
     if mode == "none":
         return contextlib.nullcontext(), 1
     backend = keras.backend.backend()
@@ -188,7 +186,7 @@ def synchronize_batch_norm(model, replicas):
     """TensorFlow, several replicas: batch norm computes its statistics over the global batch, not each
     replica's share, so that a distributed step equals one device's step on the same batch."""
     if replicas > 1 and keras.backend.backend() == "tensorflow":
-        from frcunet.batch_norm import batch_norm_layers
+        from frcunet.models.batch_norm import batch_norm_layers
 
         for layer in batch_norm_layers(model):
             layer.synchronized = True

@@ -13,7 +13,7 @@ before the backend loads.
            the released decoder trained to a constant background at one seed in three. Before each
            validation, batch norm statistics are re-estimated on 256 training images: the moving averages
            lagged the weights (validation pooled Dice 0.64 with them, 0.87 re-estimated, at one
-           frcunet-lite seed of three; frcunet.batch_norm). The input scaling stays the released per-image
+           frcunet-lite seed of three; frcunet.models.batch_norm). The input scaling stays the released per-image
            min-max (fixed scaling did worse in the validation ablation). frcunet-lite is half its default
            width (0.125, 0.74 M parameters): in equal minutes the narrower network trains twice the epochs
            and won on validation at 13 and at 47 minutes (docs/results.md, "Lever ablation").
@@ -25,7 +25,7 @@ before the backend loads.
            them, and twice as fast). About 1 to 2 minutes on a 2-core CPU.
 """
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 RECIPES = {
     "paper": {

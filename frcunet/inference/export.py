@@ -12,11 +12,10 @@ import importlib.util
 import json
 from pathlib import Path
 
-from frcunet.errors import UserError
-from frcunet.names import EXPORT_FORMATS
-from frcunet.saving import atomic_folder, atomic_path, check_output_folder, save_model_atomic
+from frcunet.core.errors import UserError
+from frcunet.core.saving import atomic_folder, atomic_path, check_output_folder, save_model_atomic
 
-FORMATS = EXPORT_FORMATS
+# The formats, and what each writes into an output folder.
 FILE_NAMES = {"keras": "model.keras", "savedmodel": "savedmodel", "onnx": "model.onnx", "litert": "model.tflite"}
 
 
@@ -35,15 +34,15 @@ def _check_tools(fmt):
 
 
 def _weights_path(run, pretrained):
-    from frcunet.pretrained import PRETRAINED_DIR, WEIGHTS_FILE
-    from frcunet.runs import BEST_WEIGHTS
+    from frcunet.artifacts.pretrained import PRETRAINED_DIR, WEIGHTS_FILE
+    from frcunet.artifacts.runs import BEST_WEIGHTS
 
     return PRETRAINED_DIR / WEIGHTS_FILE if pretrained else Path(run) / BEST_WEIGHTS
 
 
 def _source(run, pretrained):
     """(model, RunRecord, label) of what is exported: a run's best model, or the shipped one."""
-    from frcunet.runs import load_run_model
+    from frcunet.artifacts.runs import load_run_model
 
     model, record = load_run_model(None if pretrained else run)
     return model, record, "pretrained" if pretrained else str(run)
@@ -55,8 +54,8 @@ def export_model(fmt, out=None, run=None, pretrained=False):
     `out` is a folder (replaced atomically when an earlier export wrote it). With `fmt` "onnx", a run and no
     `out`, the export goes into the run folder as its `model.onnx`, which `frcunet predict --run` then uses.
     """
-    if fmt not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}")
+    if fmt not in FILE_NAMES:
+        raise UserError(f"--format must be one of {', '.join(FILE_NAMES)}")
     if pretrained and run:
         raise UserError("--pretrained exports the shipped model; drop --run (or --pretrained)")
     if not pretrained and not run:
@@ -77,7 +76,7 @@ def export_model(fmt, out=None, run=None, pretrained=False):
 
 
 def _sha1(path):
-    from frcunet.provenance import file_sha1
+    from frcunet.core.provenance import file_sha1
 
     return file_sha1(path)
 
@@ -88,9 +87,9 @@ def _export_into_run(fmt, run):
     The weights are hashed before they are loaded and again after the export: the SHA-1 written into the
     model is that of the weights it holds.
     """
-    from frcunet.locks import exclusive_lock
-    from frcunet.prediction import RUN_ONNX
-    from frcunet.runs import BEST_WEIGHTS
+    from frcunet.artifacts.runs import BEST_WEIGHTS
+    from frcunet.core.locks import exclusive_lock
+    from frcunet.inference.prediction import RUN_ONNX
 
     with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"):
         weights = run / BEST_WEIGHTS

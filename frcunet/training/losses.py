@@ -1,6 +1,6 @@
 """Training losses and the Dice metric logged every epoch (keras.ops only).
 
-The evaluation metrics that papers report live in `frcunet.metrics` (numpy,
+The evaluation metrics that papers report live in `frcunet.evaluation.metrics` (numpy,
 over whole test sets); these are the differentiable or streaming versions
 used inside `model.fit`.
 """

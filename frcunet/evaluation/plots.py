@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from frcunet.saving import atomic_path  # noqa: E402
+from frcunet.core.saving import atomic_path  # noqa: E402
 
 
 def _save(figure, path):

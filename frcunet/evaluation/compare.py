@@ -20,30 +20,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from frcunet.errors import UserError
-from frcunet.evaluation import RESULT_COLUMNS, column_value
-from frcunet.recipes import recipe_settings
+from frcunet.core.errors import UserError
+from frcunet.core.markdown import markdown_row, markdown_table
+from frcunet.evaluation.budgets import BUDGETS
+from frcunet.evaluation.evaluate import RESULT_COLUMNS, column_value
 from frcunet.reports.compare import REPORT, Section, write_comparison_report
 from frcunet.reports.html import stamp
-from frcunet.reports.markdown import markdown_row, markdown_table
+from frcunet.training.recipes import recipe_settings
 
-# Widths chosen so the CPU baselines have about frcunet-lite's 2.9 M parameters. frcunet-lite keeps its
-# default width here (the cpu recipe narrows it) so that the three networks stay of a size.
-CPU_MODELS = {"frcunet-lite": {"width": 0.25}, "unet": {"base_filters": 20}, "attention-unet": {"base_filters": 20}}
-BUDGETS = {
-    "cpu": {
-        "models": CPU_MODELS,
-        "recipe": "cpu",
-        "train": dict(max_minutes=15.0),
-        "finetune": dict(max_minutes=3.0, lr=2e-4, warmup_epochs=0.0, batch_size=8),
-    },
-    "paper": {
-        "models": {"frcunet": {}, "unet": {}, "attention-unet": {}},
-        "recipe": "paper",
-        "train": {},
-        "finetune": {},
-    },
-}
 SEEDS = (0, 1, 2)
 
 
@@ -75,7 +59,7 @@ def _settings(budget, name, phase, config):
 def _train_and_time(settings, options, data, run, model, seed, init_weights=None):
     """Trains (or finishes an interrupted run); returns (minutes, epochs, images per second)."""
     from frcunet.data.pipeline import open_split
-    from frcunet.training import TrainConfig, train
+    from frcunet.training.trainer import TrainConfig, train
 
     timing = Path(run) / "timing.json"
     if timing.is_file():
@@ -94,7 +78,7 @@ def _train_and_time(settings, options, data, run, model, seed, init_weights=None
 
 def _evaluate(run, data, out, resize=False):
     """(metrics dict, {image id: Dice}) of a run on a test split; read back when already written."""
-    from frcunet.evaluation import EvaluateConfig, evaluate
+    from frcunet.evaluation.evaluate import EvaluateConfig, evaluate
 
     if not (Path(out) / "metrics.json").is_file():
         evaluate(EvaluateConfig(run=str(run), data=str(data), out=str(out), resize=resize, progress=False))
@@ -185,7 +169,7 @@ def _open_comparison_folder(out, inputs):
     Refused before anything trains: a folder with other files (a user's own comparison.md), or one that
     equals, holds or lies inside a data folder it reads.
     """
-    from frcunet.saving import check_output_folder, folders_overlap
+    from frcunet.core.saving import check_output_folder, folders_overlap
 
     for other in inputs:
         if other and Path(other).exists() and folders_overlap(out, other):
@@ -206,8 +190,8 @@ def _evaluation_folder(out, name, seed, section):
 
 
 def run_comparison(config):
-    from frcunet.models import build_model
-    from frcunet.provenance import git_commit, versions
+    from frcunet.core.provenance import git_commit, versions
+    from frcunet.models.registry import build_model
 
     if config.budget not in BUDGETS:
         raise UserError(f"--budget must be one of {', '.join(BUDGETS)}")
@@ -245,7 +229,7 @@ def run_comparison(config):
 
 def _write_report(out, config, budget, names, sections, parameters, library_versions, commit):
     """comparison.md and report.html, rewritten after each evaluation so that an interrupted comparison has both."""
-    from frcunet.saving import atomic_path
+    from frcunet.core.saving import atomic_path
 
     titles = {"main": f"Test split of {config.data}",
               "transfer": f"No fine-tuning: the test split of {config.transfer}, models trained on {config.data}",

@@ -9,7 +9,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 try:
     import fcntl

@@ -2,7 +2,7 @@
 
 Layer names follow the public DeepLabv3+ Xception weight release
 (`entry_flow_conv1_1`, `middle_flow_unit_3_separable_conv2_pointwise_BN`, ...),
-so its weights load by name; see `frcunet.backbone_weights`.
+so its weights load by name; see `frcunet.models.backbone_weights`.
 """
 
 from dataclasses import dataclass

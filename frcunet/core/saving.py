@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
@@ -163,7 +163,7 @@ def atomic_folder(path, kind, **check):
     kind's marker. Staging folders of earlier, killed runs (those carrying STAGING_MARKER) are removed
     first, saying so. On any exception the staging folder is removed and `path` is untouched.
     """
-    from frcunet.locks import exclusive_lock
+    from frcunet.core.locks import exclusive_lock
 
     path = Path(path)
     check_output_folder(path, kind, **check)

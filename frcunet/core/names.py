@@ -14,11 +14,9 @@ OPTIMIZERS = ("adam", "adamw")
 MONITORS = ("val_loss", "val_dice", "last")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 DISTRIBUTE_MODES = ("none", "data-parallel", "multiworker")
-RECIPES = ("paper", "cpu", "finetune")
-EXPORT_FORMATS = ("savedmodel", "keras", "onnx", "litert")
-COMPARE_BUDGETS = ("cpu", "paper")
-DOWNLOADABLE = ("isic2018", "isic2017", "ph2")
 SPLITS = ("train", "val", "test")
 TRAINABLE_SPLITS = ("train", "val")
+# What a lesion mask file is called: <image id> + this (the ISIC ground truth's naming, kept for every output).
+MASK_SUFFIX = "_segmentation.png"
 # Image files read by prepare's folder layouts and by predict (Pillow decodes them all).
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")

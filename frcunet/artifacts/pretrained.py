@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from frcunet.errors import UserError
+from frcunet.core.errors import UserError
 
-PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 WEIGHTS_FILE = "frcunet_lite_isic2018.npz"
 RECORD_FILE = "frcunet_lite_isic2018.json"
 ONNX_FILE = "frcunet_lite_isic2018.onnx"  # the same weights as an ONNX model: prediction without TensorFlow
@@ -53,7 +53,7 @@ def load_pretrained_weights(model, folder=PRETRAINED_DIR):
 
 def load_pretrained_model(folder=PRETRAINED_DIR):
     """(model, record) of the shipped model: a float32 keras.Model taking raw RGB images, and its record."""
-    from frcunet.models import build_model_to_load
+    from frcunet.models.registry import build_model_to_load
 
     record = pretrained_record(folder)
     model = build_model_to_load(record["model"], (*record["size"], 3),
@@ -63,7 +63,7 @@ def load_pretrained_model(folder=PRETRAINED_DIR):
 
 def pretrained_source(folder=PRETRAINED_DIR):
     """{"file", "sha1"} of the shipped weights: what a run started from them records."""
-    from frcunet.provenance import file_sha1
+    from frcunet.core.provenance import file_sha1
 
     path = Path(folder) / WEIGHTS_FILE
     return {"file": path.name, "sha1": file_sha1(path)}
@@ -75,7 +75,7 @@ def pretrained_architecture(model, options, folder=PRETRAINED_DIR):
     `model` (None: not asked) and `options` are what the caller asked for; each must agree with the shipped
     network, compared on the values the builder would use, else one UserError names the shipped value.
     """
-    from frcunet.models import effective_model_options
+    from frcunet.models.registry import effective_model_options
 
     record = pretrained_record(folder)
     shipped_name, shipped_options = record["model"], dict(record["model_options"])
@@ -100,7 +100,7 @@ def _flag_value(value):
 
 def write_pretrained(model, record, folder):
     """Stores `model`'s weights as float16 and `record` as JSON in `folder`, each file atomically."""
-    from frcunet.saving import atomic_path
+    from frcunet.core.saving import atomic_path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

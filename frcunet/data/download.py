@@ -18,8 +18,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from frcunet.errors import UserError
-from frcunet.saving import OWNER_MARKER, STAGING_MARKER, OwnedEntries, atomic_folder, check_folder_path
+from frcunet.core.errors import UserError
+from frcunet.core.saving import OWNER_MARKER, STAGING_MARKER, OwnedEntries, atomic_folder, check_folder_path
 
 MIRROR_ENV = "FRCUNET_MIRROR"
 ISIC = "https://isic-challenge-data.s3.amazonaws.com"

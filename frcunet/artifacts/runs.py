@@ -7,8 +7,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from frcunet.errors import UserError
-from frcunet.saving import read_json
+from frcunet.core.errors import UserError
+from frcunet.core.saving import read_json
 
 CONFIG_FILE = "config.json"
 BEST_WEIGHTS = "best.weights.h5"
@@ -71,12 +71,12 @@ def load_weights_or_explain(model, path, expected, remedy):
 def load_run_model(run):
     """(model, RunRecord) of a run: its architecture rebuilt from config.json, its best weights loaded.
 
-    `run` None means the trained model shipped inside the package (`frcunet.pretrained`).
+    `run` None means the trained model shipped inside the package (`frcunet.artifacts.pretrained`).
     """
-    from frcunet.models import build_model_to_load
+    from frcunet.models.registry import build_model_to_load
 
     if run is None:
-        from frcunet.pretrained import PRETRAINED_DIR, RECORD_FILE, load_pretrained_model
+        from frcunet.artifacts.pretrained import PRETRAINED_DIR, RECORD_FILE, load_pretrained_model
 
         model, values = load_pretrained_model()
         return model, RunRecord.from_dict(values, PRETRAINED_DIR / RECORD_FILE)

@@ -18,9 +18,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from frcunet.batch_norm import recalibrate_batch_norm
-from frcunet.errors import UserError
-from frcunet.saving import atomic_path
+from frcunet.core.errors import UserError
+from frcunet.core.saving import atomic_path
+from frcunet.models.batch_norm import recalibrate_batch_norm
 
 STATE_FILE = "state.json"
 
@@ -114,7 +114,7 @@ class AtomicHistory(keras.callbacks.Callback):
 
     CSVLogger appends to an open file: a kill or a full disk could leave half a row, and a run that never
     finishes an epoch leaves an empty file. This file appears with the first epoch and only ever holds
-    whole rows. A resumed run continues the rows already there (frcunet.training trims them first).
+    whole rows. A resumed run continues the rows already there (frcunet.training.trainer trims them first).
 
     Args:
         path: the `.csv` file.
@@ -154,7 +154,7 @@ class RecalibrateBatchNorm(keras.callbacks.Callback):
     """Before every validation, re-estimates batch norm's statistics on the same training batches.
 
     Validation, the best checkpoint and the resume state then all see statistics of the weights being
-    validated (frcunet.batch_norm). Placed after SwapEMAWeights, it re-estimates them for the averaged weights.
+    validated (frcunet.models.batch_norm). Placed after SwapEMAWeights, it re-estimates them for the averaged weights.
 
     Args:
         batches: a SegmentationBatches of the training images, unaugmented, in a fixed order.

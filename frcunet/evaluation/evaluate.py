@@ -22,13 +22,20 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from frcunet.core.errors import UserError
+from frcunet.core.markdown import markdown_table, number
+from frcunet.core.names import MASK_SUFFIX
+from frcunet.core.provenance import versions
+from frcunet.core.saving import atomic_folder, check_output_folder, read_json
 from frcunet.data.pipeline import open_split
 from frcunet.data.prepare import MANIFEST
-from frcunet.errors import UserError
-from frcunet.metrics import PER_IMAGE_KEYS, PooledCounts, per_image_metrics, per_image_statistics, thresholded_jaccard
-from frcunet.provenance import versions
-from frcunet.reports.markdown import markdown_table, number
-from frcunet.saving import atomic_folder, check_output_folder, read_json
+from frcunet.evaluation.metrics import (
+    PER_IMAGE_KEYS,
+    PooledCounts,
+    per_image_metrics,
+    per_image_statistics,
+    thresholded_jaccard,
+)
 
 # Every results table's columns: (header, where the value sits in a metrics summary, decimals). The paper's
 # pooled columns come first; compare's tables use the same entries.
@@ -117,7 +124,7 @@ def _score(truth, probabilities, threshold):
 def _score_native(entries, probabilities, threshold, progress):
     """Scores each prediction, resized to its original size, against the original mask file."""
     from frcunet.data.imaging import read_mask
-    from frcunet.prediction import resize_probabilities
+    from frcunet.inference.prediction import resize_probabilities
 
     counts = PooledCounts(threshold)
     rows = {key: [] for key in PER_IMAGE_KEYS}
@@ -173,7 +180,7 @@ def _write_per_image(path, ids, per_image):
 
 
 def _write_masks(folder, ids, probabilities, original_sizes, threshold, progress):
-    from frcunet.prediction import resize_probabilities, save_mask_png
+    from frcunet.inference.prediction import resize_probabilities, save_mask_png
 
     folder.mkdir()
     for i, image_id in enumerate(tqdm(ids, desc="writing masks", unit="mask", disable=not progress,
@@ -181,11 +188,11 @@ def _write_masks(folder, ids, probabilities, original_sizes, threshold, progress
         probability = probabilities[i]
         if original_sizes:
             probability = resize_probabilities(probability, original_sizes[i])
-        save_mask_png(probability > threshold, folder / f"{image_id}_segmentation.png")
+        save_mask_png(probability > threshold, folder / f"{image_id}{MASK_SUFFIX}")
 
 
 def _case_figure(path, ids, images, truth, probabilities, per_image, threshold, title):
-    from frcunet.plots import plot_cases
+    from frcunet.evaluation.plots import plot_cases
 
     order = np.argsort(per_image["dice"], kind="stable")
     picks = [("worst", order[0]), ("median", order[len(order) // 2]), ("best", order[-1])]
@@ -196,9 +203,9 @@ def _case_figure(path, ids, images, truth, probabilities, per_image, threshold, 
 
 def evaluate(config):
     """Evaluates as `config` says; returns (metrics dict, output folder)."""
-    from frcunet.plots import plot_precision_recall, plot_roc
-    from frcunet.prediction import predict_batches, resize_images, resize_probabilities
-    from frcunet.runs import default_run_folder, load_run_model
+    from frcunet.artifacts.runs import default_run_folder, load_run_model
+    from frcunet.evaluation.plots import plot_precision_recall, plot_roc
+    from frcunet.inference.prediction import predict_batches, resize_images, resize_probabilities
 
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
@@ -238,7 +245,7 @@ def evaluate(config):
     metrics.update({"run": str(run), "model": run_config.model, "data": str(config.data),
                     "settings": asdict(config), "versions": versions()})
     if not config.pretrained:
-        from frcunet.runs import run_progress
+        from frcunet.artifacts.runs import run_progress
 
         metrics["run_progress"] = run_progress(run)
 
@@ -257,7 +264,7 @@ def evaluate(config):
 
 def _write_report(folder, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes):
     """report.html and its thumbnails and overlays (frcunet.reports.evaluate)."""
-    from frcunet.provenance import git_commit
+    from frcunet.core.provenance import git_commit
     from frcunet.reports.evaluate import Cases, poor_masks, write_evaluation_report
     from frcunet.reports.html import stamp
 
