@@ -1,4 +1,4 @@
-"""Regenerates the README's figures in Figures/ from a trained run.
+"""Regenerates the figures of docs/results.md in Figures/ from a trained run.
 
     python scripts/make_figures.py --run weights/isic128_lite --data data/isic128 [--eval output/isic128_lite]
 

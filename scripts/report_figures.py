@@ -1,4 +1,4 @@
-"""Screenshots of the three reports for the README, as headless Chromium renders them (Figures/report_*.png).
+"""Screenshots of the three reports for docs/usage.md, as headless Chromium renders them (Figures/report_*.png).
 
     python scripts/report_figures.py --evaluation EVAL_OUT --comparison COMPARE_OUT --gallery PREDICT_OUT
 

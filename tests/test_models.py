@@ -6,7 +6,7 @@ from frcunet.models.registry import InputShapeError, ModelOptionError, build_mod
 
 pytestmark = pytest.mark.agnostic
 
-# Measured with build_model("frcunet") at 256x256 and written in the README.
+# Measured with build_model("frcunet") at 256x256 and written in docs/usage.md, "Models".
 FRCUNET_PARAMETERS = 68_798_757
 SMALL = {"unet": {"base_filters": 8}, "attention-unet": {"base_filters": 8}, "frcunet-lite": {}}
 

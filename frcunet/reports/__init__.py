@@ -1,6 +1,5 @@
-"""Tables and pages: every Markdown table and HTML report the project writes.
+"""Pages: every HTML report the project writes (Markdown tables: frcunet.core.markdown).
 
-    markdown.py   markdown_table: the tables of evaluate, compare, prepare and scripts/gpu_paper.py
     html.py       pages built as element trees (xml.etree.ElementTree) and serialised once, with the project's
                   own small stylesheet and script inlined (assets/): sortable, filterable case tables
     images.py     thumbnails and full-size overlays (numpy and Pillow only, so predict needs nothing more)

@@ -2,7 +2,7 @@
 
 One row per test image: its thumbnail with the ground truth's and the prediction's contours, Dice, IoU, HD95,
 the lesion's area and the predicted area, and whether the image is a known poor mask, where the dataset folder
-lists them (`flagged_ids.txt`, one id a line, beside the download; ISIC 2018's 31 are in ../shared/data).
+lists them (`flagged_ids.txt`, one id a line, beside the download; for ISIC 2018, 31 ids).
 Worst Dice first; a click on a thumbnail opens the full-size overlay (report/overlays/<id>.jpg).
 """
 

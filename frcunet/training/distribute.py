@@ -51,7 +51,7 @@ def this_worker(mode, backend=None):
 def _tensorflow_worker():
     if "TF_CONFIG" not in os.environ:
         raise UserError("--distribute multiworker on TensorFlow needs TF_CONFIG describing the cluster on every "
-                        "worker (see the README, 'Several machines')")
+                        "worker (see docs/usage.md, 'Several machines')")
     try:
         described = json.loads(os.environ["TF_CONFIG"])
         cluster, task = described["cluster"], described["task"]
@@ -69,7 +69,7 @@ def _jax_worker():
     missing = [name for name in JAX_CLUSTER_VARIABLES if not os.environ.get(name)]
     if missing:
         raise UserError(f"--distribute multiworker on JAX needs {', '.join(missing)} on every process "
-                        "(see the README, 'Several machines')")
+                        "(see docs/usage.md, 'Several machines')")
     try:
         index = int(os.environ["KERAS_DISTRIBUTION_PROCESS_ID"])
         count = int(os.environ["KERAS_DISTRIBUTION_NUM_PROCESSES"])
