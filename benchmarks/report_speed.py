@@ -9,8 +9,8 @@ times each:
 - opens it in a fresh headless Chromium (tests/chromium.py) and times the load (from navigation to the load
   event, on the clock of this process and in the page's Navigation Timing), one sort of the table and one
   filter (in the page, with performance.now()).
-Prints the medians and the page's size. For the numbers in docs/benchmarks.md, "Reports": ISIC 2018's 467 held-out test images at
-128x128 (the shipped model's record lists them; prepare them with --split-file).
+Prints the medians and the page's size. For the numbers in docs/benchmarks.md, "Reports": ISIC 2018's 467
+held-out test images at 128x128 (the shipped model's record lists them; prepare them with --split-file).
 """
 
 import argparse

@@ -61,17 +61,12 @@ def train(data="data/isic2018", run="", model=None, recipe=None, **settings):
         run = frcunet.train("data/isic2018", "weights/lite", "frcunet-lite", epochs=5, lr=1e-3)
         tuned = frcunet.train("data/ph2", "weights/ph2_tuned", recipe="finetune", init_weights="pretrained")
     """
-    from frcunet.artifacts.pretrained import PRETRAINED_NAME
-    from frcunet.training.recipes import recipe_settings
     from frcunet.training.trainer import TrainConfig
     from frcunet.training.trainer import train as run_training
 
-    if recipe is not None:
-        from_shipped = settings.get("init_weights") == PRETRAINED_NAME
-        recipe_train, recipe_options = recipe_settings(recipe, model or "frcunet")
-        options = {**({} if from_shipped else recipe_options), **settings.pop("model_options", {})}
-        settings = {**recipe_train, **settings, "model_options": options}
-    folder, _ = run_training(TrainConfig(data=str(data), run=str(run), model=model, **settings))
+    # The paper recipe is the TrainConfig defaults.
+    config = TrainConfig.from_recipe(recipe or "paper", model, data=str(data), run=str(run), **settings)
+    folder, _ = run_training(config)
     return Path(folder)
 
 

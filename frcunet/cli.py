@@ -7,6 +7,7 @@ them becomes one `error:` line on stderr and exit status 2, with no traceback.
 import argparse
 import inspect
 import logging
+import shlex
 import sys
 
 from frcunet.core.errors import UserError
@@ -67,10 +68,7 @@ def _run_build(args):
     from frcunet.core.saving import save_model_atomic
     from frcunet.models.registry import build_model
 
-    overrides = {"pyramid": args.pyramid} if args.pyramid else {}
-    if overrides and not args.model.startswith("frcunet"):
-        raise UserError("--pyramid applies to frcunet and frcunet-lite only")
-    model = build_model(args.model, (args.size[0], args.size[1], 3), **overrides)
+    model = build_model(args.model, (args.size[0], args.size[1], 3), **_given(args, ("pyramid",)))
     print(f"{args.model}: {model.count_params():,} parameters at {args.size[0]}x{args.size[1]}")
     if args.backbone_weights:
         from frcunet.models.backbone_weights import load_backbone_weights
@@ -206,45 +204,34 @@ def _add_train(subparsers):
     _add_quiet(parser, "one line per epoch instead of a progress bar")
 
 
-FRCUNET_OPTIONS, UNET_OPTIONS = {"pyramid", "width", "middle_units", "decoder_bn"}, {"base_filters"}
-# Settings a recipe provides; a flag given on the command line replaces the recipe's value.
-RECIPE_FIELDS = ("epochs", "max_minutes", "batch_size", "lr", "schedule", "warmup_epochs", "optimizer",
-                 "weight_decay", "ema", "bn_recalibration", "freeze_bn", "epoch_images", "loss", "augment", "monitor",
-                 "precision")
+MODEL_FLAGS = ("pyramid", "width", "middle_units", "decoder_bn", "base_filters", "normalization")
+# Training settings a recipe provides; a flag given on the command line replaces the recipe's value.
+RECIPE_FLAGS = ("epochs", "max_minutes", "batch_size", "lr", "schedule", "warmup_epochs", "optimizer",
+                "weight_decay", "ema", "bn_recalibration", "freeze_bn", "epoch_images", "loss", "augment", "monitor",
+                "precision")
+ON_OFF_FLAGS = ("ema", "freeze_bn", "decoder_bn")
 
 
-def _model_options(args, model, recipe_options=None):
-    """The recipe's model options for `model`, overridden by the model flags given."""
-    given = {key: getattr(args, key) for key in (*FRCUNET_OPTIONS, *UNET_OPTIONS, "normalization")
-             if getattr(args, key, None) is not None}
-    if "decoder_bn" in given:
-        given["decoder_bn"] = given["decoder_bn"] == "on"
-    wrong = (UNET_OPTIONS if model.startswith("frcunet") else FRCUNET_OPTIONS) & set(given)
-    if wrong:
-        flags = ", ".join("--" + key.replace("_", "-") for key in sorted(wrong))
-        raise UserError(f"{flags} does not apply to {model}")
-    return {**(recipe_options or {}), **given}
+def _given(args, names):
+    """The flags among `names` given on the command line, on/off ones as booleans."""
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return {name: value == "on" if name in ON_OFF_FLAGS else value for name, value in given.items()}
 
 
-def train_settings(args):
-    """TrainConfig keyword arguments: the recipe's settings with the flags given on top.
+def train_config(args):
+    """The TrainConfig of `frcunet train`: the recipe's settings with the flags given on top (TrainConfig.from_recipe
+    checks that the model options apply to the model)."""
+    from frcunet.training.trainer import TrainConfig
 
-    Starting from the shipped model, its record fixes the network: the recipe's model options do not apply,
-    and a model flag given is checked against the shipped value by the library.
-    """
-    from frcunet.artifacts.pretrained import PRETRAINED_NAME, pretrained_record
-    from frcunet.training.recipes import recipe_settings
-
-    from_shipped = args.init_weights == PRETRAINED_NAME
-    model = args.model or (pretrained_record()["model"] if from_shipped else "frcunet")
-    settings, options = recipe_settings(args.recipe, model)
-    for key in RECIPE_FIELDS:
-        value = getattr(args, key, None)
-        if value is not None:
-            settings[key] = value == "on" if key in ("ema", "freeze_bn") else value
+    settings = _given(args, RECIPE_FLAGS)
     if args.train_splits:
         settings["train_splits"] = tuple(args.train_splits)
-    return settings, _model_options(args, model, None if from_shipped else options)
+    return TrainConfig.from_recipe(
+        args.recipe, args.model, model_options=_given(args, MODEL_FLAGS), data=args.data, run=args.run or "",
+        early_stop=args.early_stop, seed=args.seed, size=tuple(args.size) if args.size else None, jit=args.jit,
+        deterministic=args.deterministic, distribute=args.distribute, cpu_replicas=args.cpu_replicas,
+        init_weights=args.init_weights, backbone_weights=args.backbone_weights, loader_workers=args.loader_workers,
+        restart=args.restart, verbose=2 if args.quiet else 1, **settings)
 
 
 def _run_train(args):
@@ -258,17 +245,9 @@ def _run_train(args):
     minutes for 80 images at 128x128 on 2 cores). Flags given with a recipe override it. Run the same command
     again after an interruption to continue from the last finished epoch.
     """
-    from frcunet.training.trainer import TrainConfig, train
+    from frcunet.training.trainer import train
 
-    settings, options = train_settings(args)
-    config = TrainConfig(
-        data=args.data, run=args.run or "", model=args.model, model_options=options, early_stop=args.early_stop,
-        seed=args.seed, size=tuple(args.size) if args.size else None, jit=args.jit, deterministic=args.deterministic,
-        distribute=args.distribute,
-        cpu_replicas=args.cpu_replicas, init_weights=args.init_weights, backbone_weights=args.backbone_weights,
-        loader_workers=args.loader_workers, restart=args.restart, verbose=2 if args.quiet else 1, **settings,
-    )
-    run, _ = train(config)
+    run, _ = train(train_config(args))
     print(f"run folder: {run} (best.weights.h5, model.keras, config.json, history.csv)")
 
 
@@ -477,7 +456,8 @@ def _run_compare(args):
     from frcunet.evaluation.compare import CompareConfig, run_comparison
 
     report = run_comparison(CompareConfig(args.data, args.out, args.budget, args.models or [], tuple(args.seeds),
-                                          args.transfer or "", args.finetune or "", args.epochs, args.minutes))
+                                          args.transfer or "", args.finetune or "", args.epochs, args.minutes,
+                                          command=shlex.join(["frcunet", *sys.argv[1:]])))
     print(report.read_text())
     print(f"written to {report}")
 

@@ -45,7 +45,6 @@ def run_demo(config):
     from frcunet.data.prepare import PrepareConfig, preparation_report, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
     from frcunet.evaluation.evaluate import EvaluateConfig, evaluate, printed_tables
-    from frcunet.training.recipes import recipe_settings
     from frcunet.training.trainer import TrainConfig, train
 
     started = time.perf_counter()
@@ -62,10 +61,9 @@ def run_demo(config):
     log.info(f"3/4 training frcunet-lite for {config.epochs} epochs -> {run} (untrained test Dice: {floor:.3f})")
     # The cpu recipe's training settings for a number of epochs instead of its 60 minutes, on the released
     # network: the recipe's decoder batch norm needs more than the demo's 210 steps (test F1 0.73 vs 0.85).
-    settings, _ = recipe_settings("cpu", "frcunet-lite")
-    settings.update(epochs=config.epochs, max_minutes=0.0)
-    train(TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite", seed=config.seed, restart=True,
-                      verbose=2, **settings))
+    released = {"decoder_bn": False, "width": 0.25}
+    train(TrainConfig.from_recipe("cpu", "frcunet-lite", model_options=released, epochs=config.epochs, max_minutes=0.0,
+                                  data=str(prepared), run=str(run), seed=config.seed, restart=True, verbose=2))
     log.info(f"4/4 evaluating on the {manifest['counts']['test']} test images -> {out}")
     metrics, _ = evaluate(EvaluateConfig(run=str(run), data=str(prepared), out=str(out)))
     log.info(printed_tables(metrics))

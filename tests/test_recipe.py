@@ -8,7 +8,7 @@ import pytest
 
 from conftest import SMALL_UNET, read_history
 from frcunet.artifacts.runs import load_run_model
-from frcunet.cli import make_parser, train_settings
+from frcunet.cli import make_parser, train_config
 from frcunet.core.errors import UserError
 from frcunet.data.augmentation import augment_pair, check_augmentation
 from frcunet.data.pipeline import SegmentationBatches
@@ -187,18 +187,18 @@ def test_fixed_scaling_and_decoder_bn_change_the_model_not_its_interface():
 
 def test_recipe_fills_unset_flags_and_given_flags_win():
     args = make_parser().parse_args(["train", "--recipe", "cpu", "--model", "frcunet-lite", "--lr", "5e-4"])
-    settings, options = train_settings(args)
-    assert settings["lr"] == 5e-4
-    assert settings["schedule"] == RECIPES["cpu"]["train"]["schedule"]
-    assert options == recipe_settings("cpu", "frcunet-lite")[1]
-    assert settings["max_minutes"] == 60 and settings["precision"] == "auto"
+    config = train_config(args)
+    assert config.lr == 5e-4
+    assert config.schedule == RECIPES["cpu"]["train"]["schedule"]
+    assert config.model_options == recipe_settings("cpu", "frcunet-lite")[1]
+    assert config.max_minutes == 60 and config.precision == "auto"
     args = make_parser().parse_args(["train", "--recipe", "cpu", "--model", "frcunet-lite", "--decoder-bn", "off",
                                      "--width", "0.25", "--augment"])
-    settings, options = train_settings(args)
-    assert options == {"decoder_bn": False, "width": 0.25} and settings["augment"] == "flip"
+    config = train_config(args)
+    assert config.model_options == {"decoder_bn": False, "width": 0.25} and config.augment == "flip"
     # Without --recipe the paper's settings, and the faithful network.
-    settings, options = train_settings(make_parser().parse_args(["train"]))
-    assert (settings["lr"], settings["batch_size"], settings["epochs"], options) == (1e-4, 12, 100, {})
+    config = train_config(make_parser().parse_args(["train"]))
+    assert (config.lr, config.batch_size, config.epochs, config.model_options) == (1e-4, 12, 100, {})
 
 
 def _batch_norm_statistics(model):

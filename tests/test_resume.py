@@ -42,7 +42,6 @@ def _train(prepared, run, monkeypatch, stop_after=None):
 
     from frcunet.training import schedules
     from frcunet.training import trainer as training
-    from frcunet.training.recipes import recipe_settings
 
     monkeypatch.setattr(schedules, "time", _FakeClock())
     if stop_after is not None:
@@ -54,11 +53,10 @@ def _train(prepared, run, monkeypatch, stop_after=None):
         built = training._callbacks
         monkeypatch.setattr(training, "_callbacks",
                             lambda *args: (lambda made: ([*made[0], StopAfter()], *made[1:]))(built(*args)))
-    settings, options = recipe_settings("cpu", "frcunet-lite")
     # The budget (2 minutes of fake seconds) is larger than the epochs need: it plans, the cosine spans it.
-    settings.update(epochs=EPOCHS, max_minutes=2.0, batch_size=4, bn_recalibration=8, ema=True, precision="float32")
-    config = training.TrainConfig(data=str(prepared), run=str(run), model="frcunet-lite",
-                                  model_options={**options, **TINY_LITE}, deterministic=True, verbose=0, **settings)
+    config = training.TrainConfig.from_recipe(
+        "cpu", "frcunet-lite", model_options=TINY_LITE, data=str(prepared), run=str(run), deterministic=True,
+        verbose=0, epochs=EPOCHS, max_minutes=2.0, batch_size=4, bn_recalibration=8, ema=True, precision="float32")
     try:
         training.train(config)
     except KeyboardInterrupt:

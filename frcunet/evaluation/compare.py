@@ -14,19 +14,18 @@ evaluations are kept under `out/`, so an interrupted comparison continues where 
 import csv
 import json
 import math
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from frcunet.core.errors import UserError
 from frcunet.core.markdown import markdown_row, markdown_table
+from frcunet.core.saving import atomic_path
 from frcunet.evaluation.budgets import BUDGETS
 from frcunet.evaluation.evaluate import RESULT_COLUMNS, column_value
 from frcunet.reports.compare import REPORT, Section, write_comparison_report
 from frcunet.reports.html import stamp
-from frcunet.training.recipes import recipe_settings
+from frcunet.training.recipes import RECIPES
 
 SEEDS = (0, 1, 2)
 
@@ -42,37 +41,45 @@ class CompareConfig:
     finetune: str = ""  # a prepared folder to fine-tune on and evaluate
     epochs: int = 0  # 0: the budget's epoch count
     minutes: float = 0.0  # 0: the budget's minutes per training
+    command: str = ""  # the command line that asked for it, for the report (the CLI fills it)
 
 
-def _settings(budget, name, phase, config):
-    """TrainConfig settings of model `name` for phase "train" or "finetune"."""
-    settings, options = recipe_settings(budget["recipe"], name)
-    settings.update(budget[phase])
-    options.update(budget["models"].get(name, {}))
+def _train_config(budget, name, phase, config, **fields):
+    """The TrainConfig of model `name` for phase "train" or "finetune": the budget's recipe and overrides."""
+    from frcunet.training.trainer import TrainConfig
+
+    overrides = dict(budget[phase])
     if config.epochs:
-        settings["epochs"] = config.epochs
+        overrides["epochs"] = config.epochs
     if config.minutes and phase == "train":
-        settings["max_minutes"] = config.minutes
-    return settings, options
+        overrides["max_minutes"] = config.minutes
+    return TrainConfig.from_recipe(budget["recipe"], name, model_options=budget["models"].get(name, {}),
+                                   verbose=2, **overrides, **fields)
 
 
-def _train_and_time(settings, options, data, run, model, seed, init_weights=None):
+def _recipe_view(train_config, budget):
+    """The settings the budget's recipe sets, as `train_config` has them (for the report)."""
+    return {key: getattr(train_config, key) for key in RECIPES[budget["recipe"]]["train"]}
+
+
+def _train_and_time(train_config):
     """Trains (or finishes an interrupted run); returns (minutes, epochs, images per second)."""
     from frcunet.data.pipeline import open_split
-    from frcunet.training.trainer import TrainConfig, train
+    from frcunet.training.trainer import train
 
-    timing = Path(run) / "timing.json"
+    run = Path(train_config.run)
+    timing = run / "timing.json"
     if timing.is_file():
         return tuple(json.loads(timing.read_text()))
     start = time.perf_counter()
-    train(TrainConfig(data=str(data), run=str(run), model=model, model_options=options, seed=seed,
-                      init_weights=str(init_weights) if init_weights else None, verbose=2, **settings))
+    train(train_config)
     minutes = (time.perf_counter() - start) / 60
-    with open(Path(run) / "history.csv", newline="") as f:
+    with open(run / "history.csv", newline="") as f:
         epochs = sum(1 for _ in csv.DictReader(f))
-    images = len(open_split(data, "train", check_masks=False)) * epochs
+    images = len(open_split(train_config.data, "train", check_masks=False)) * epochs
     result = (minutes, epochs, images / (minutes * 60))
-    timing.write_text(json.dumps(result))
+    with atomic_path(timing) as temporary:
+        temporary.write_text(json.dumps(result))
     return result
 
 
@@ -203,13 +210,14 @@ def run_comparison(config):
     sections = {"main": {}, "transfer": {}, "finetune": {}}
     parameters = {}
     for name in names:
-        settings, options = _settings(budget, name, "train", config)
+        options = _train_config(budget, name, "train", config).model_options
         parameters[name] = build_model(name, (64, 64, 3), **options).count_params()
         for key in sections:
             sections[key][name] = []
         for seed in config.seeds:
             run = out / "runs" / f"{name}_seed{seed}"
-            timing = _train_and_time(settings, options, config.data, run, name, seed)
+            timing = _train_and_time(_train_config(budget, name, "train", config, data=str(config.data), run=str(run),
+                                                   seed=seed))
             metrics, dice = _evaluate(run, config.data, _evaluation_folder(out, name, seed, "main"))
             sections["main"][name].append((metrics, dice, timing))
             if config.transfer:
@@ -218,9 +226,9 @@ def run_comparison(config):
                 sections["transfer"][name].append((metrics, dice, None))
             if config.finetune:
                 tuned = out / "runs" / f"{name}_seed{seed}_finetuned"
-                tune_settings, _ = _settings(budget, name, "finetune", config)
-                timing = _train_and_time(tune_settings, options, config.finetune, tuned, name, seed,
-                                         init_weights=run / "best.weights.h5")
+                timing = _train_and_time(_train_config(budget, name, "finetune", config, data=str(config.finetune),
+                                                       run=str(tuned), seed=seed,
+                                                       init_weights=str(run / "best.weights.h5")))
                 metrics, dice = _evaluate(tuned, config.finetune, _evaluation_folder(out, name, seed, "finetune"))
                 sections["finetune"][name].append((metrics, dice, timing))
             _write_report(out, config, budget, names, sections, parameters, versions(), git_commit())
@@ -229,8 +237,6 @@ def run_comparison(config):
 
 def _write_report(out, config, budget, names, sections, parameters, library_versions, commit):
     """comparison.md and report.html, rewritten after each evaluation so that an interrupted comparison has both."""
-    from frcunet.core.saving import atomic_path
-
     titles = {"main": f"Test split of {config.data}",
               "transfer": f"No fine-tuning: the test split of {config.transfer}, models trained on {config.data}",
               "finetune": f"Fine-tuned: trained on {config.finetune} from each model's weights, scored on its test "
@@ -248,13 +254,14 @@ def _write_report(out, config, budget, names, sections, parameters, library_vers
             lines += ["Paired per-image test (Dice of each image averaged over the seeds):", "",
                       markdown_table(*tests), ""]
         html_sections.append(_report_section(out, config, key, heading, results, summary, tests))
-    train, _ = _settings(budget, names[0], "train", config)
-    tune, _ = _settings(budget, names[0], "finetune", config)
-    command = " ".join(shlex.quote(a) for a in sys.argv)
+    train = _recipe_view(_train_config(budget, names[0], "train", config), budget)
+    tune = _recipe_view(_train_config(budget, names[0], "finetune", config), budget)
+    options = {n: _train_config(budget, n, "train", config).model_options for n in names}
+    command = config.command or "frcunet.evaluation.compare.run_comparison(...)"
     lines += [
         NOTES,
         f"Recipe {budget['recipe']!r}; training settings: {json.dumps(train)}; fine-tuning: {json.dumps(tune)}; "
-        f"model options: {json.dumps({n: _settings(budget, n, 'train', config)[1] for n in names})}.",
+        f"model options: {json.dumps(options)}.",
         f"Command: `{command}`.",
         f"Versions: {json.dumps(library_versions)}; commit {commit}.",
     ]

@@ -30,11 +30,17 @@ _OPTION_RANGES = {"width": (lambda v: v > 0, "positive"), "middle_units": (lambd
                   "base_filters": (lambda v: v >= 1, "at least 1")}
 
 
-def check_model_options(options):
-    """Raises ModelOptionError for a width, middle-flow unit count or base filter count out of range.
+def check_model_options(options, model=None):
+    """Raises ModelOptionError for an option `model` does not take (when given), or for a width, middle-flow
+    unit count or base filter count out of range.
 
     Without it a negative width would quietly build the narrowest network (every layer at 8 channels).
     """
+    if model is not None:
+        unknown = set(options) - set(effective_model_options(model, {}))
+        if unknown:
+            flags = ", ".join("--" + key.replace("_", "-") for key in sorted(unknown))
+            raise ModelOptionError(f"{flags} does not apply to {model}")
     for name, (fits, wanted) in _OPTION_RANGES.items():
         if name in options and not fits(options[name]):
             flag = "--" + name.replace("_", "-")
@@ -270,7 +276,7 @@ def build_model(name, input_shape=(256, 256, 3), **overrides):
     """
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    check_model_options(overrides)
+    check_model_options(overrides, name)
     return MODELS[name](tuple(input_shape), **overrides)
 
 

@@ -59,6 +59,7 @@ from frcunet.training.callbacks import (
 )
 from frcunet.training.distribute import distribution_scope, synchronize_batch_norm, this_worker
 from frcunet.training.losses import LOSSES, PooledDice
+from frcunet.training.recipes import recipe_settings
 from frcunet.training.schedules import BudgetedSchedule
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
@@ -107,6 +108,25 @@ class TrainConfig:
     loader_workers: int = 1
     restart: bool = False
     verbose: int = 1
+
+    @classmethod
+    def from_recipe(cls, recipe="paper", model=None, model_options=None, **settings):
+        """The settings of a named recipe (frcunet.training.recipes) for `model`, with `settings` on top.
+
+        The recipe fills every setting not given, and its model options for `model` sit under the ones
+        given. Starting from the shipped model (init_weights="pretrained") its record fixes the network, so
+        the recipe's model options do not apply; options given are checked against the shipped ones when
+        training starts. The command line, `compare`, the demo and `frcunet.train` all build their config here.
+
+        >>> config = TrainConfig.from_recipe("cpu", "frcunet-lite", epochs=3)
+        >>> config.epochs, config.lr, config.model_options["width"]
+        (3, 0.001, 0.125)
+        """
+        from_shipped = settings.get("init_weights") == PRETRAINED_NAME
+        architecture = model or (pretrained_record()["model"] if from_shipped else "frcunet")
+        recipe_train, recipe_options = recipe_settings(recipe, architecture)
+        options = {**({} if from_shipped else recipe_options), **(model_options or {})}
+        return cls(model=model, model_options=options, **{**recipe_train, **settings})
 
 
 def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
@@ -193,7 +213,7 @@ def _validate(config):
     _resolve_architecture(config)
     if config.model not in MODELS:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
-    check_model_options(config.model_options)
+    check_model_options(config.model_options, config.model)
     if config.loss not in LOSSES:
         raise UserError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
     if config.precision not in PRECISIONS:
