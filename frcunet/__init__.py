@@ -14,6 +14,8 @@ function) registers the custom layers, after which a saved `.keras` model
 loads with plain `keras.saving.load_model`.
 """
 
+from __future__ import annotations
+
 import importlib
 
 __version__ = "0.1.0"
@@ -37,11 +39,11 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'frcunet' has no attribute {name!r}")
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(list(globals()) + list(_LAZY))

@@ -11,16 +11,19 @@ Only `frcunet.cli` calls this, before a verb that needs Keras: the library itsel
 host program's stderr.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 
 from frcunet.core.errors import UserError
 
 
 @contextlib.contextmanager
-def native_stderr_captured():
+def native_stderr_captured() -> Iterator[None]:
     """Points file descriptor 2 at a temporary file for the block; replays it if the block fails unexpectedly.
 
     TensorFlow's C++ layer logs to the descriptor directly (its import banner, the LiteRT converter's
@@ -52,7 +55,7 @@ def native_stderr_captured():
             os.close(saved)
 
 
-def import_keras_quietly():
+def import_keras_quietly() -> None:
     if "keras" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

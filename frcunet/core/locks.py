@@ -5,7 +5,10 @@ file so that a second writer can say who holds it. Where `fcntl` is missing (Win
 lock is taken.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,7 +44,7 @@ def _open_locked(lock_file, guarded, doing):
 
 
 @contextmanager
-def exclusive_lock(lock_file, guarded, doing):
+def exclusive_lock(lock_file: Path | str, guarded: Path | str, doing: str) -> Iterator[None]:
     """Holds an exclusive lock on `lock_file` for the block, or refuses: `<guarded> is being <doing> by process N`.
 
     The lock file exists only while it is held (a killed holder leaves it, unlocked, for the next one).

@@ -1,7 +1,11 @@
 """Markdown tables: the one writer of the tables that evaluate, compare, prepare and scripts/gpu_paper.py print."""
 
+from __future__ import annotations
 
-def markdown_table(header, rows):
+from collections.abc import Iterable, Sequence
+
+
+def markdown_table(header: Sequence[object], rows: Iterable[Iterable[object]]) -> str:
     """A GitHub-flavoured Markdown table.
 
     Args:
@@ -30,12 +34,12 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
-def markdown_row(cells):
+def markdown_row(cells: Iterable[object]) -> str:
     """One line of a Markdown table (for a table written row by row)."""
     return "| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |"
 
 
-def number(value, digits, missing="-"):
+def number(value: float | None, digits: int, missing: str = "-") -> str:
     """`value` with `digits` decimals; `missing` for None or NaN (an undefined metric)."""
     if value is None or value != value:
         return missing

@@ -1,5 +1,7 @@
 """What produced a result: library versions, the code's git commit, and the files it read (their SHA-1)."""
 
+from __future__ import annotations
+
 import hashlib
 import importlib.metadata
 import subprocess
@@ -11,7 +13,7 @@ from frcunet import __version__
 LIBRARIES = ("keras", "numpy", "pillow", "h5py", "tensorflow-cpu", "tensorflow", "jax", "jaxlib")
 
 
-def versions():
+def versions() -> dict[str, str]:
     """Versions of Python, this package and the installed libraries it may use."""
     found = {"python": sys.version.split()[0], "frcunet": __version__}
     for name in LIBRARIES:
@@ -24,7 +26,7 @@ def versions():
     return found
 
 
-def git_commit():
+def git_commit() -> str | None:
     """The commit of the checkout this package runs from (with "+dirty"), or None."""
     folder = Path(__file__).resolve().parent
     try:
@@ -37,7 +39,7 @@ def git_commit():
     return commit + ("+dirty" if dirty else "")
 
 
-def file_sha1(path, chunk=1 << 20):
+def file_sha1(path: Path | str, chunk: int = 1 << 20) -> str:
     """The SHA-1 of a file, read in chunks (a full model's weights are 275 MB)."""
     digest = hashlib.sha1()
     with open(path, "rb") as f:

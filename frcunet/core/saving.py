@@ -1,20 +1,27 @@
 """Atomic writes: a file appears complete under its name, or not at all."""
 
+from __future__ import annotations
+
 import itertools
 import json
 import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from frcunet.core.errors import UserError
+
+if TYPE_CHECKING:
+    import keras
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 
-def read_json(path, remedy):
+def read_json(path: Path | str, remedy: str) -> dict[str, Any]:
     """A JSON object from `path`; a truncated or hand-broken file is a UserError that ends with `remedy`."""
     path = Path(path)
     try:
@@ -27,7 +34,7 @@ def read_json(path, remedy):
 
 
 @contextmanager
-def atomic_path(path):
+def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yields a temporary path beside `path`; renames it onto `path` on success.
 
     The temporary name keeps the suffix, since Keras picks the format from it.
@@ -47,7 +54,7 @@ def atomic_path(path):
             os.unlink(temporary)
 
 
-def save_model_atomic(model, path):
+def save_model_atomic(model: keras.Model, path: Path | str) -> None:
     """`model.save` to a `.keras` path, atomically."""
     if not str(path).endswith(".keras"):
         raise UserError(f"{path}: a model is saved as a .keras file; use that suffix")
@@ -55,7 +62,7 @@ def save_model_atomic(model, path):
         model.save(temporary)
 
 
-def save_weights_atomic(model, path):
+def save_weights_atomic(model: keras.Model, path: Path | str) -> None:
     """`model.save_weights` to a `.weights.h5` path, atomically."""
     with atomic_path(path) as temporary:
         model.save_weights(temporary)
@@ -66,7 +73,7 @@ def save_weights_atomic(model, path):
 OWNER_MARKER = ".frcunet-output"
 
 
-def folder_kind(path):
+def folder_kind(path: Path | str) -> str | None:
     """The kind in `path`'s marker, or None when the project did not write the folder."""
     try:
         return (Path(path) / OWNER_MARKER).read_text().strip() or None
@@ -74,13 +81,13 @@ def folder_kind(path):
         return None
 
 
-def folders_overlap(a, b):
+def folders_overlap(a: Path | str, b: Path | str) -> bool:
     """Whether two paths are the same folder or one lies inside the other."""
     a, b = Path(a).resolve(), Path(b).resolve()
     return a == b or a in b.parents or b in a.parents
 
 
-def check_folder_path(path, flag="--out"):
+def check_folder_path(path: Path | str, flag: str = "--out") -> None:
     """Refuses a folder path that is, or lies under, an existing file."""
     path = Path(path)
     for parent in [path, *path.parents]:
@@ -88,7 +95,8 @@ def check_folder_path(path, flag="--out"):
             raise UserError(f"{flag} {path}: {parent} is a file, not a folder; choose a folder path")
 
 
-def check_output_folder(path, kind, flag="--out", keep_clear=(), legacy_marker=None):
+def check_output_folder(path: Path | str, kind: str, flag: str = "--out", keep_clear: Iterable[Path | str | None] = (),
+                        legacy_marker: str | None = None) -> None:
     """Refuses, with an error that says what to do, an output folder the project may not replace.
 
     Allowed: a new path, an empty folder, or a folder whose marker says `kind` (or that holds
@@ -155,7 +163,7 @@ def _publish(staging, path, kind):
 
 
 @contextmanager
-def atomic_folder(path, kind, **check):
+def atomic_folder(path: Path | str, kind: str, **check: Any) -> Iterator[Path]:
     """Yields a hidden staging folder beside `path`; on success it replaces `path` by renames.
 
     `path` must pass check_output_folder for `kind` (extra arguments go to it), and one process at
@@ -189,15 +197,18 @@ class OwnedEntries:
     first; a line cut short by a crash is ignored when read.
     """
 
-    def __init__(self, folder, record_name):
+    record: Path
+    names: set[str]
+
+    def __init__(self, folder: Path | str, record_name: str) -> None:
         self.record = Path(folder) / record_name
         self.names, self._appendable = _read_record(self.record)
 
-    def foreign(self, names):
+    def foreign(self, names: Iterable[str]) -> list[str]:
         """Those of `names` that exist in the folder and were not written by the project."""
         return [name for name in names if (self.record.parent / name).exists() and name not in self.names]
 
-    def add(self, names):
+    def add(self, names: Iterable[str]) -> None:
         """Records `names` as the project's, appending them to the record."""
         new = sorted(set(names) - self.names)
         if not new:
@@ -209,7 +220,7 @@ class OwnedEntries:
         with open(self.record, "a") as f:
             f.write("".join(json.dumps(name) + "\n" for name in new))
 
-    def discard(self, names):
+    def discard(self, names: Iterable[str]) -> None:
         """Forgets `names` (the record is rewritten atomically)."""
         gone = self.names & set(names)
         if gone:
@@ -223,7 +234,7 @@ class OwnedEntries:
         self._appendable = True
 
 
-def _read_record(record):
+def _read_record(record: Path) -> tuple[set[str], bool]:
     """(names, whether new names may be appended) of a record: JSON strings a line; a JSON list or plain
     names a line, as earlier versions wrote, are read too and rewritten at the next addition."""
     if not record.is_file():

@@ -11,6 +11,8 @@ Every draw comes from the `rng` the caller passes, so an epoch's augmentation
 depends only on (seed, epoch, row).
 """
 
+from __future__ import annotations
+
 import math
 
 import numpy as np
@@ -30,7 +32,7 @@ MAX_HUE_RADIANS = 0.1
 MAX_BRIGHTNESS = 20.0
 
 
-def check_augmentation(level):
+def check_augmentation(level: str | bool | None) -> str:
     """Maps the old boolean spelling onto a level; raises ValueError for unknown names."""
     if level is True:
         return "flip"
@@ -41,7 +43,8 @@ def check_augmentation(level):
     return level
 
 
-def flip_and_turn(image, mask, rng, square):
+def flip_and_turn(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, square: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Random flips and 90-degree turns (180 only when not square), image and mask alike."""
     if rng.random() < 0.5:
         image, mask = image[:, ::-1], mask[:, ::-1]
@@ -51,7 +54,7 @@ def flip_and_turn(image, mask, rng, square):
     return np.rot90(image, turns), np.rot90(mask, turns)
 
 
-def random_affine(image, mask, rng):
+def random_affine(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """One random scale, rotation and shift about the centre; borders mirrored, mask re-binarised."""
     height, width = mask.shape
     scale = math.exp(rng.uniform(*np.log(SCALE_RANGE)))
@@ -68,7 +71,7 @@ def random_affine(image, mask, rng):
     return warped, warped_mask.astype(mask.dtype)
 
 
-def random_colour(image, rng):
+def random_colour(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Contrast, gamma, saturation, hue and brightness changes of a float 0..255 RGB image."""
     grey = image.mean(axis=-1, keepdims=True)
     image = grey + (image - grey) * rng.uniform(*SATURATION_RANGE)
@@ -88,7 +91,8 @@ def _rotate_hue(image, radians):
     return image @ transform.T.astype(np.float32)
 
 
-def augment_pair(image, mask, rng, square, level="flip"):
+def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, square: bool, level: str = "flip"
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The augmented (float32 image 0..255, mask) of one pair at `level` (see the module docstring)."""
     image = np.asarray(image, np.float32)
     if level == "none":

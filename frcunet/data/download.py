@@ -7,6 +7,8 @@ then is it renamed and extracted (through a staging folder). Mirrors: `--url
 NAME=URL` for one file, or FRCUNET_MIRROR=BASE_URL for all (BASE_URL/NAME).
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import subprocess
@@ -14,6 +16,7 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from tqdm import tqdm
@@ -39,7 +42,7 @@ CHUNK = 1 << 20
 TIMEOUT_S = 60
 
 
-def archive_urls(dataset, overrides=None):
+def archive_urls(dataset: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     """File name -> URL for a dataset, after --url overrides and the mirror variable."""
     if dataset not in ARCHIVES:
         raise UserError(f"unknown dataset {dataset!r}; choose one of {', '.join(ARCHIVES)}")
@@ -64,7 +67,7 @@ def _total_size(response, already):
     return int(length) + already if length and length.isdigit() else None
 
 
-def fetch(url, target, progress=True):
+def fetch(url: str, target: Path, progress: bool = True) -> Path:
     """Downloads `url` to `target`, resuming `target.part`; verifies the size the server announced."""
     partial = target.with_name(target.name + ".part")
     already = partial.stat().st_size if partial.exists() else 0
@@ -99,7 +102,7 @@ def fetch(url, target, progress=True):
     return target
 
 
-def verify_archive(path):
+def verify_archive(path: Path) -> None:
     """Checks a zip's structure and CRCs (a RAR is checked when extracted)."""
     if path.suffix != ".zip":
         return
@@ -229,7 +232,8 @@ def _install(archive, target_dir):
     shutil.rmtree(staging_root, ignore_errors=True)
 
 
-def download_dataset(dataset, to_dir, url_overrides=None, keep_archives=True, progress=True):
+def download_dataset(dataset: str, to_dir: Path | str, url_overrides: Mapping[str, str] | None = None,
+                     keep_archives: bool = True, progress: bool = True) -> list[str]:
     """Fetches, verifies and extracts a dataset's archives into `to_dir`; returns the extracted entries."""
     urls = archive_urls(dataset, url_overrides)
     to_dir = Path(to_dir)

@@ -4,10 +4,14 @@ Runs inside worker processes, so it takes plain arguments and returns plain
 arrays. Problems with a file raise UserError naming the file.
 """
 
+from __future__ import annotations
+
 import hashlib
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageChops, ImageOps
@@ -25,7 +29,7 @@ class DecodedPair:
 
     image: np.ndarray  # (H, W, 3) uint8
     mask: np.ndarray  # (H, W) uint8 0/1
-    original_size: tuple  # (height, width) of the source image
+    original_size: tuple[int, int]  # (height, width) of the source image
     image_sha1: str
     mask_sha1: str
 
@@ -94,20 +98,21 @@ def _upright(image):
     return ImageOps.exif_transpose(image) if image.getexif().get(_ORIENTATION_TAG, 1) != 1 else image
 
 
-def upright_size(image):
+def upright_size(image: Image.Image) -> tuple[int, int]:
     """(height, width) of an opened image as viewers show it (EXIF orientation applied)."""
     width, height = image.size
     transposed = image.getexif().get(_ORIENTATION_TAG, 1) in _TRANSPOSING
     return (width, height) if transposed else (height, width)
 
 
-def resize_rgb(image, size):
+def resize_rgb(image: Image.Image, size: Sequence[int]) -> Image.Image:
     """An RGB PIL image resized to `size` = (H, W): bicubic, antialiased. The one resize of every model input
     (prepare, evaluate --resize, predict on files and on arrays), so that they all give the same pixels."""
     return image.resize((size[1], size[0]), Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def read_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
+def read_image(path: Path, size: Sequence[int], max_pixels: int = DEFAULT_MAX_PIXELS
+               ) -> tuple[np.ndarray, tuple[int, int], str]:
     """RGB uint8 (H, W, 3) at `size` = (H, W), antialiased and upright (EXIF orientation applied); returns
     (array, original (H, W) as viewers show it, sha1)."""
     image, digest = _open(path, max_pixels)
@@ -123,7 +128,7 @@ def read_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
     return np.asarray(resize_rgb(image, size), dtype=np.uint8), original, digest
 
 
-def as_rgb8(array):
+def as_rgb8(array: np.ndarray) -> np.ndarray:
     """An image array as (H, W, 3) uint8 RGB, read as prepare reads files; UserError when it is not an image.
 
     uint8 as it is; other integer types scaled by the smallest usual range that holds them (255, 4095,
@@ -151,7 +156,7 @@ def as_rgb8(array):
     return np.ascontiguousarray(np.repeat(array[..., None], 3, axis=2) if array.ndim == 2 else array)
 
 
-def mask_threshold(low, high):
+def mask_threshold(low: int, high: int) -> int:
     """The level at and above which a mask value is lesion, from the mask's own lowest and highest values.
 
     0/255 masks (also noisy JPEG ones) split at 128, as before; masks stored as 0/1, 0/2 or 0/100
@@ -163,7 +168,7 @@ def mask_threshold(low, high):
     return max(1, int(np.ceil((low + high) / 2)))
 
 
-def binarize_mask(values):
+def binarize_mask(values: np.ndarray) -> np.ndarray:
     """Boolean lesion mask of an array mask of any depth (RGB: the channels' maximum)."""
     if values.ndim == 3:
         values = values.max(axis=-1)
@@ -185,7 +190,8 @@ def _mask_as_0_255(image):
     return image.point(lambda v: 255 if v >= threshold else 0)
 
 
-def read_mask(path, size, max_pixels=DEFAULT_MAX_PIXELS):
+def read_mask(path: Path, size: Sequence[int], max_pixels: int = DEFAULT_MAX_PIXELS
+              ) -> tuple[np.ndarray, tuple[int, int], str]:
     """0/1 uint8 (H, W): binarised, resized as a coverage fraction, binarised again at one half."""
     image, digest = _open(path, max_pixels)
     original = upright_size(image)
@@ -194,7 +200,8 @@ def read_mask(path, size, max_pixels=DEFAULT_MAX_PIXELS):
     return (np.asarray(coverage) >= 128).astype(np.uint8), original, digest
 
 
-def read_pair(image_path, mask_path, size, max_pixels=DEFAULT_MAX_PIXELS):
+def read_pair(image_path: Path, mask_path: Path, size: Sequence[int], max_pixels: int = DEFAULT_MAX_PIXELS
+              ) -> DecodedPair:
     """Both files of a pair at `size`; their original sizes must agree."""
     image, image_size, image_sha1 = read_image(image_path, size, max_pixels)
     mask, mask_size, mask_sha1 = read_mask(mask_path, size, max_pixels)

@@ -9,18 +9,29 @@ batch, as TensorFlow ops. It holds the arrays in memory and covers the "none" an
 "full" stays on the Python pipeline.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from frcunet.data.pipeline import augmentation_key
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+    from frcunet.data.pipeline import SegmentationBatches
+
 NATIVE_AUGMENTATIONS = ("none", "flip")
 
 
-def flip_codes(seed, epoch, rows, square, repetitions=None):
+def flip_codes(seed: int, epoch: int, rows: Sequence[int] | np.ndarray, square: bool,
+               repetitions: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """(horizontal flip, vertical flip, quarter turns) per row: the draws `flip_and_turn` makes."""
     codes = np.zeros((len(rows), 3), np.int32)
     repetitions = np.zeros(len(rows), np.int64) if repetitions is None else repetitions
-    for k, (row, repetition) in enumerate(zip(rows, repetitions)):
+    for k, (row, repetition) in enumerate(zip(rows, repetitions, strict=True)):
         rng = np.random.default_rng(augmentation_key(seed, epoch, row, repetition))
         horizontal, vertical = rng.random() < 0.5, rng.random() < 0.5
         turns = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
@@ -28,7 +39,7 @@ def flip_codes(seed, epoch, rows, square, repetitions=None):
     return codes
 
 
-def epoch_plan(batches, epoch):
+def epoch_plan(batches: SegmentationBatches, epoch: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows (in batch order, each batch sorted as SegmentationBatches reads it) and their flip codes."""
     entries = [batches.batch_entries(index, epoch) for index in range(len(batches))]
     rows = np.concatenate([rows for rows, _ in entries])
@@ -41,7 +52,7 @@ def epoch_plan(batches, epoch):
     return rows.astype(np.int64), codes
 
 
-def native_dataset(batches, epochs):
+def native_dataset(batches: SegmentationBatches, epochs: int) -> tf.data.Dataset:
     """A tf.data.Dataset of the batches of epochs `batches.epoch` .. `epochs - 1`, one after the other.
 
     Pass it to `model.fit` with `steps_per_epoch=len(batches)`, so that one iterator runs through the

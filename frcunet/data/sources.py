@@ -5,7 +5,10 @@ images to segment (licence texts, ISIC 2017 superpixel maps, PH2 colour-class
 masks), and reports unpaired files by id instead of guessing.
 """
 
+from __future__ import annotations
+
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +63,8 @@ def _files_by_stem(folder, suffixes):
     return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in suffixes}
 
 
-def match_pairs(images, masks, source, skip_unpaired=False, warn=None):
+def match_pairs(images: Mapping[str, Path], masks: Mapping[str, Path], source: Source, skip_unpaired: bool = False,
+                warn: Callable[[str], object] | None = None) -> list[Pair]:
     """Pairs two id -> path maps; unpaired ids are an error or, if asked, dropped with a warning."""
     if not images:
         raise UserError(f"no images found; expected {source.layout}")
@@ -98,19 +102,19 @@ def _isic_pairs(root, source, images_name, masks_name, skip_unpaired):
     return match_pairs(images, masks, source, skip_unpaired)
 
 
-def isic2018_pairs(root, skip_unpaired=False):
+def isic2018_pairs(root: Path | str, skip_unpaired: bool = False) -> list[Pair]:
     return _isic_pairs(
         root, ISIC2018, "ISIC2018_Task1-2_Training_Input", "ISIC2018_Task1_Training_GroundTruth", skip_unpaired
     )
 
 
-def isic2017_pairs(root, skip_unpaired=False):
+def isic2017_pairs(root: Path | str, skip_unpaired: bool = False) -> list[Pair]:
     return _isic_pairs(
         root, ISIC2017, "ISIC-2017_Training_Data", "ISIC-2017_Training_Part1_GroundTruth", skip_unpaired
     )
 
 
-def ph2_pairs(root, skip_unpaired=False):
+def ph2_pairs(root: Path | str, skip_unpaired: bool = False) -> list[Pair]:
     """Reads `PH2 Dataset images/IMDxxx/...` under `root`, or under `root/PH2Dataset`."""
     root = _require_folder(root, PH2)
     candidates = [root / "PH2 Dataset images", root / "PH2Dataset" / "PH2 Dataset images"]
@@ -128,7 +132,8 @@ def ph2_pairs(root, skip_unpaired=False):
     return match_pairs(images, masks, PH2, skip_unpaired)
 
 
-def folder_pairs(image_dir, mask_dir, mask_suffix="", skip_unpaired=False):
+def folder_pairs(image_dir: Path | str, mask_dir: Path | str, mask_suffix: str = "", skip_unpaired: bool = False
+                 ) -> list[Pair]:
     """Any two folders: image `<id>.<ext>` pairs with mask `<id><mask_suffix>.<ext>`."""
     image_dir = _require_folder(image_dir, FOLDER)
     mask_dir = _require_folder(mask_dir, FOLDER)

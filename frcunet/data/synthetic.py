@@ -7,6 +7,11 @@ of a dermoscope. Contrast and size vary, so an untrained model scores poorly.
 Every sample depends only on (seed, index): the same call writes the same files.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
@@ -53,7 +58,7 @@ def _hair_layer(rng, height, width):
     return np.asarray(canvas, np.float64) / 255.0
 
 
-def synth_pair(seed, index, size=(192, 256)):
+def synth_pair(seed: int, index: int, size: Sequence[int] = (192, 256)) -> tuple[np.ndarray, np.ndarray]:
     """One (image uint8 (H, W, 3), mask uint8 0/255 (H, W)) pair."""
     rng = np.random.default_rng([seed, index])
     height, width = size
@@ -95,7 +100,8 @@ def synth_pair(seed, index, size=(192, 256)):
     return np.clip(image, 0, 255).astype(np.uint8), mask.astype(np.uint8) * 255
 
 
-def write_synthetic_isic(out_dir, n, seed=0, size=(192, 256), progress=True):
+def write_synthetic_isic(out_dir: Path | str, n: int, seed: int = 0, size: Sequence[int] = (192, 256),
+                         progress: bool = True) -> None:
     """Writes `n` pairs as an ISIC 2018 download (JPEG images, PNG masks), atomically."""
     with atomic_folder(out_dir, "synthetic") as staging:
         (staging / INPUT_DIR).mkdir()

@@ -6,19 +6,26 @@ waits forever for its result. A ProcessPoolExecutor reports the death instead, a
 worker tracebacks (their errors travel back through the futures anyway).
 """
 
+from __future__ import annotations
+
 import ctypes
 import multiprocessing
 import os
 import signal
 import sys
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from itertools import islice
+from typing import TypeVar
 
 from frcunet.core.errors import UserError
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 def _quiet_orphan_proof_worker(parent):
@@ -36,7 +43,7 @@ def _quiet_orphan_proof_worker(parent):
     os.dup2(devnull, 2)
 
 
-def ordered_map(function, items, workers):
+def ordered_map(function: Callable[[Item], Result], items: Iterable[Item], workers: int) -> Iterator[Result]:
     """function(item) for each item, in order, over `workers` processes, at most 4 per worker in flight."""
     # fork: the workers need only what is already imported here; a spawned worker would import it all again.
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
@@ -57,7 +64,7 @@ def ordered_map(function, items, workers):
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def available_memory():
+def available_memory() -> int | None:
     """Bytes of memory available to new allocations (Linux MemAvailable), or None where unknown."""
     try:
         with open("/proc/meminfo") as meminfo:
@@ -69,7 +76,7 @@ def available_memory():
     return None
 
 
-def workers_that_fit(wanted, bytes_per_worker, what):
+def workers_that_fit(wanted: int, bytes_per_worker: float, what: str) -> int:
     """The number of workers whose memory fits, at most `wanted`; a UserError if not even one fits."""
     available = available_memory()
     if available is None:

@@ -8,12 +8,20 @@ An ONNX model carries metadata (the network, its options and input size, and the
 came from) that `frcunet predict` reads.
 """
 
+from __future__ import annotations
+
 import importlib.util
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from frcunet.core.errors import UserError
 from frcunet.core.saving import atomic_folder, atomic_path, check_output_folder, save_model_atomic
+
+if TYPE_CHECKING:
+    import keras
+
+    from frcunet.artifacts.runs import RunRecord
 
 # The formats, and what each writes into an output folder.
 FILE_NAMES = {"keras": "model.keras", "savedmodel": "savedmodel", "onnx": "model.onnx", "litert": "model.tflite"}
@@ -48,7 +56,8 @@ def _source(run, pretrained):
     return model, record, "pretrained" if pretrained else str(run)
 
 
-def export_model(fmt, out=None, run=None, pretrained=False):
+def export_model(fmt: str, out: Path | str | None = None, run: Path | str | None = None,
+                 pretrained: bool = False) -> Path:
     """Writes the export; returns the path of what was written.
 
     `out` is a folder (replaced atomically when an earlier export wrote it). With `fmt` "onnx", a run and no
@@ -87,19 +96,18 @@ def _export_into_run(fmt, run):
     The weights are hashed before they are loaded and again after the export: the SHA-1 written into the
     model is that of the weights it holds.
     """
-    from frcunet.artifacts.runs import BEST_WEIGHTS
+    from frcunet.artifacts.runs import BEST_WEIGHTS, RUN_ONNX_FILE
     from frcunet.core.locks import exclusive_lock
-    from frcunet.inference.prediction import RUN_ONNX
 
     with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"):
         weights = run / BEST_WEIGHTS
         weights_sha1 = _sha1(weights) if weights.is_file() else None
         model, record, label = _source(str(run), False)
-        with atomic_path(run / RUN_ONNX) as temporary:
+        with atomic_path(run / RUN_ONNX_FILE) as temporary:
             _write(fmt, model, record, temporary, weights_sha1, label)
             if _sha1(weights) != weights_sha1:
                 raise UserError(f"{weights} changed while it was exported; export again")
-    return run / RUN_ONNX
+    return run / RUN_ONNX_FILE
 
 
 def _write(fmt, model, record, path, weights_sha1, label):
@@ -124,7 +132,8 @@ def _uint8_model(model, size):
     return wrapped
 
 
-def write_onnx(model, record, path, weights_sha1, label):
+def write_onnx(model: keras.Model, record: RunRecord, path: Path | str, weights_sha1: str | None,
+               label: str) -> None:
     """An ONNX model of `model` (uint8 images in, "probabilities" out) with frcunet's metadata."""
     import warnings
 

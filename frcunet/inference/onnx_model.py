@@ -6,15 +6,21 @@ Its metadata names the network and the SHA-1 of the weights it was exported from
 checked against the run's current best weights.
 """
 
+from __future__ import annotations
+
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from frcunet.core.errors import UserError
 
+if TYPE_CHECKING:
+    import onnxruntime
 
-def onnxruntime_available():
+
+def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
@@ -38,7 +44,13 @@ class OnnxModel:
         probabilities = model(images)        # uint8 (N, H, W, 3) -> float32 (N, H, W, 1)
     """
 
-    def __init__(self, path, threads=None):
+    path: Path
+    size: tuple[int, int]
+    metadata: dict[str, str]
+    input_name: str
+    session: onnxruntime.InferenceSession
+
+    def __init__(self, path: Path | str, threads: int | None = None) -> None:
         if not onnxruntime_available():
             raise UserError("predicting with an ONNX model needs ONNX Runtime: pip install onnxruntime")
         import onnxruntime
@@ -69,7 +81,7 @@ class OnnxModel:
         self.size = (int(shape[1]), int(shape[2]))
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
 
-    def __call__(self, images):
+    def __call__(self, images: np.ndarray) -> np.ndarray:
         """Probabilities (N, H, W, 1) float32 for uint8 images (N, H, W, 3) at `size`."""
         batch = np.ascontiguousarray(images, dtype=np.uint8)
         return self.session.run(None, {self.input_name: batch})[0]

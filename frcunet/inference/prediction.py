@@ -5,12 +5,16 @@ the same probabilities. Keras-free: predicting with the shipped model or an ONNX
 TensorFlow nor Keras, and a folder is predicted with decoding, the network and writing overlapped.
 """
 
+from __future__ import annotations
+
 import logging
 import os
 import sys
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -20,15 +24,19 @@ from frcunet.core.errors import UserError
 from frcunet.core.names import IMAGE_SUFFIXES, MASK_SUFFIX
 from frcunet.inference.onnx_model import OnnxModel, onnxruntime_available
 
+if TYPE_CHECKING:
+    import keras
+
+    from frcunet.core.saving import OwnedEntries
+
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 # What --probabilities writes beside each mask: <stem> + this (0..255).
 PROBABILITY_SUFFIX = "_probability.png"
 
-RUN_ONNX = "model.onnx"  # a run's own ONNX export (frcunet export --run RUN --format onnx)
 
 
-def check_threshold(threshold, name="threshold"):
+def check_threshold(threshold: object, name: str = "threshold") -> None:
     """Refuses a threshold that is not a number strictly between 0 and 1 (NaN included): no mask would mean
     anything."""
     import math
@@ -38,7 +46,7 @@ def check_threshold(threshold, name="threshold"):
         raise UserError(f"{name} must lie strictly between 0 and 1, got {threshold!r}")
 
 
-def model_size(model):
+def model_size(model: keras.Model | OnnxModel) -> tuple[int, int]:
     """(height, width) the model takes."""
     return tuple(model.size) if isinstance(model, OnnxModel) else tuple(model.input_shape[1:3])
 
@@ -50,7 +58,8 @@ def _probabilities(model, batch):
     return np.asarray(model(np.asarray(batch, np.float32), training=False), dtype=np.float32)[..., 0]
 
 
-def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc="predicting"):
+def predict_batches(model: keras.Model | OnnxModel, images: np.ndarray, batch_size: int = 8, tta: bool = False,
+                    progress: bool = True, desc: str = "predicting") -> np.ndarray:
     """Probabilities (N, H, W) float32 for uint8 images (N, H, W, 3) at the model's size.
 
     With `tta`, the maps of the image and its horizontal, vertical and double
@@ -72,7 +81,7 @@ def predict_batches(model, images, batch_size=8, tta=False, progress=True, desc=
     return np.concatenate(results) if results else np.zeros((0, *model_size(model)), np.float32)
 
 
-def resize_probabilities(probabilities, size):
+def resize_probabilities(probabilities: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """A float probability map resized (bilinear) to size = (H, W)."""
     if probabilities.shape == tuple(size):
         return probabilities
@@ -80,7 +89,7 @@ def resize_probabilities(probabilities, size):
     return np.asarray(image.resize((size[1], size[0]), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
-def resize_images(images, size):
+def resize_images(images: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """uint8 RGB images resized to size = (H, W) with the resize every model input gets."""
     from frcunet.data.imaging import resize_rgb
 
@@ -89,7 +98,8 @@ def resize_images(images, size):
     return np.stack([np.asarray(resize_rgb(Image.fromarray(np.asarray(image)), size)) for image in images])
 
 
-def predict_arrays(model, images, batch_size=8, tta=False, progress=False):
+def predict_arrays(model: keras.Model | OnnxModel, images: Sequence[np.ndarray | Path | str], batch_size: int = 8,
+                   tta: bool = False, progress: bool = False) -> list[np.ndarray]:
     """Python API: probability maps for a list of images of any sizes, each at its own size.
 
     An image is an array (read by `frcunet.data.imaging.as_rgb8`: RGB, grey, RGBA, 16-bit, float) or an image
@@ -99,7 +109,7 @@ def predict_arrays(model, images, batch_size=8, tta=False, progress=False):
     if not inputs:
         return []
     probabilities = predict_batches(model, np.stack([resized for resized, _ in inputs]), batch_size, tta, progress)
-    return [resize_probabilities(p, original) for p, (_, original) in zip(probabilities, inputs)]
+    return [resize_probabilities(p, original) for p, (_, original) in zip(probabilities, inputs, strict=True)]
 
 
 def _model_input(image, size):
@@ -112,11 +122,11 @@ def _model_input(image, size):
     return resize_images(array[None], size)[0], array.shape[:2]
 
 
-def run_onnx_export(run, threads=None):
+def run_onnx_export(run: Path | str, threads: int | None = None) -> OnnxModel | None:
     """The run's own ONNX export when it exists and was exported from its current best weights, else None."""
-    from frcunet.artifacts.runs import BEST_WEIGHTS
+    from frcunet.artifacts.runs import BEST_WEIGHTS, RUN_ONNX_FILE
 
-    path = Path(run) / RUN_ONNX
+    path = Path(run) / RUN_ONNX_FILE
     if not path.is_file() or not onnxruntime_available():
         return None
     model = OnnxModel(path, threads)
@@ -133,7 +143,7 @@ def _exported_from(model, weights):
     return model.metadata.get("frcunet_weights_sha1") == file_sha1(weights)
 
 
-def shipped_onnx(threads=None):
+def shipped_onnx(threads: int | None = None) -> OnnxModel | None:
     """The shipped model's ONNX file, or None when ONNX Runtime is not installed or the file is missing."""
     from frcunet.artifacts.pretrained import ONNX_FILE, PRETRAINED_DIR
 
@@ -141,7 +151,8 @@ def shipped_onnx(threads=None):
     return OnnxModel(path, threads) if path.is_file() and onnxruntime_available() else None
 
 
-def open_model(run=None, onnx=None, threads=None, before_keras=None):
+def open_model(run: Path | str | None = None, onnx: Path | str | None = None, threads: int | None = None,
+               before_keras: Callable[[], object] | None = None) -> keras.Model | OnnxModel:
     """The model to predict with: an ONNX file, a run (its ONNX export when current, else Keras), or with
     neither the shipped model (its ONNX file on ONNX Runtime when installed, else Keras). `threads`: ONNX
     Runtime's threads (None: one per core). `before_keras`: called before Keras is first imported (the command
@@ -193,7 +204,7 @@ def _project_folder(folder):
     prepared folder."""
     from frcunet.artifacts.runs import BEST_WEIGHTS, CONFIG_FILE
     from frcunet.core.saving import folder_kind
-    from frcunet.data.prepare import MANIFEST
+    from frcunet.data.manifest import MANIFEST
 
     if folder_kind(folder):
         return f"a frcunet {folder_kind(folder)} output folder, which a rerun replaces whole"
@@ -241,7 +252,8 @@ class _Prefetch:
     None), waiting for them.
     """
 
-    def __init__(self, pool, function, paths, ahead):
+    def __init__(self, pool: ThreadPoolExecutor, function: Callable[[Path], object], paths: Iterable[Path],
+                 ahead: int) -> None:
         self.pool, self.function, self.ahead = pool, function, ahead
         self.paths, self.pending = iter(paths), deque()
         self.top_up()
@@ -253,7 +265,7 @@ class _Prefetch:
                 return
             self.pending.append((path, self.pool.submit(self.function, path)))
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.pending)
 
     def take(self, count):
@@ -262,15 +274,17 @@ class _Prefetch:
         return [self._result(path, future) for path, future in taken]
 
     @staticmethod
-    def _result(path, future):
+    def _result(path: Path, future: Future) -> tuple[Path, object, UserError | None]:
         try:
             return path, future.result(), None
         except UserError as exc:
             return path, None, exc
 
 
-def predict_files(run, source, out, threshold=0.5, probabilities=False, tta=False, batch_size=8, progress=True,
-                  onnx=None, workers=None, report=False, before_keras=None):
+def predict_files(run: Path | str | None, source: Path | str, out: Path | str, threshold: float = 0.5,
+                  probabilities: bool = False, tta: bool = False, batch_size: int = 8, progress: bool = True,
+                  onnx: Path | str | None = None, workers: int | None = None, report: bool = False,
+                  before_keras: Callable[[], object] | None = None) -> tuple[int, list[str]]:
     """Segments files with a model (an ONNX file, a run, or with neither the shipped model); returns (number
     written, list of "file: reason" for unreadable inputs).
 
@@ -400,7 +414,7 @@ def _predict_into(model, files, names, out, ours, threshold, probabilities, tta,
                     maps = predict_batches(model, np.stack([image for _, (image, _) in readable]), batch_size, tta,
                                            progress=False)
                     writes.extend(pool.submit(write, path, probability, original)
-                                  for probability, (path, (_, original)) in zip(maps, readable))
+                                  for probability, (path, (_, original)) in zip(maps, readable, strict=True))
                 # Wait for the oldest writes only when too many are pending; record those finished.
                 while len(writes) > in_flight or (writes and writes[0].done()):
                     written.add(writes.popleft().result())
@@ -418,7 +432,7 @@ def _predict_into(model, files, names, out, ours, threshold, probabilities, tta,
 class _WrittenRecord:
     """Records each written input's output names in predict's record, in the order they are written."""
 
-    def __init__(self, ours, names):
+    def __init__(self, ours: OwnedEntries, names: dict[Path, list[str]]) -> None:
         self.ours, self.names, self.count = ours, names, 0
 
     def add(self, path):
@@ -430,7 +444,7 @@ class _WrittenRecord:
         self.count += len(paths)
 
 
-def save_mask_png(mask, path):
+def save_mask_png(mask: np.ndarray, path: Path | str) -> None:
     """A 0/255 8-bit PNG of a boolean mask, written atomically."""
     from frcunet.core.saving import atomic_path
 

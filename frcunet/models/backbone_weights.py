@@ -6,6 +6,8 @@ arrays in Keras order. Layers of our model whose name and shapes match take
 those arrays; everything else (our decoder, the file's ASPP head) is left as is.
 """
 
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,18 +32,18 @@ class WeightMatch:
     """How a weight file met a model: which layers took weights and which did not."""
 
     path: str
-    loaded: list = field(default_factory=list)
-    shape_mismatch: list = field(default_factory=list)
-    not_in_model: list = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    shape_mismatch: list[str] = field(default_factory=list)
+    not_in_model: list[str] = field(default_factory=list)
 
-    def summary(self):
+    def summary(self) -> str:
         return (
             f"loaded {len(self.loaded)} layers from {self.path}; "
             f"{len(self.shape_mismatch)} with other shapes, {len(self.not_in_model)} not in the model"
         )
 
 
-def resolve_weights(source):
+def resolve_weights(source: Path | str) -> Path:
     """A local path, or a known file name fetched into the Keras cache."""
     path = Path(source).expanduser()
     if path.is_file():
@@ -76,7 +78,7 @@ def _layer_groups(h5_file):
     return groups
 
 
-def load_backbone_weights(model, source):
+def load_backbone_weights(model: keras.Model, source: Path | str) -> WeightMatch:
     """Copies matching layers' weights from `source` into `model`; returns a WeightMatch.
 
     Raises UserError when the file is unreadable or no layer matches.

@@ -5,8 +5,12 @@ Layer names follow the public DeepLabv3+ Xception weight release
 so its weights load by name; see `frcunet.models.backbone_weights`.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import keras
 from keras import layers
 
 # Channel widths of the full-size network; a width multiplier scales them all.
@@ -18,7 +22,7 @@ MIDDLE_UNITS = 16
 BN_EPSILON = 1e-3
 
 
-def scaled(filters, width):
+def scaled(filters: int, width: float) -> int:
     """Channels after a width multiplier, rounded to a multiple of 8 (at least 8)."""
     return max(8, int(round(filters * width / 8.0)) * 8)
 
@@ -27,10 +31,10 @@ def scaled(filters, width):
 class EncoderFeatures:
     """What the decoder needs from the encoder: three skips and the deep map."""
 
-    skip_half: object  # 1/2 resolution, after the stem
-    skip_quarter: object  # 1/4, after entry block 1
-    skip_eighth: object  # 1/8, after entry block 2
-    deep: object  # 1/16, after the exit flow
+    skip_half: keras.KerasTensor  # 1/2 resolution, after the stem
+    skip_quarter: keras.KerasTensor  # 1/4, after entry block 1
+    skip_eighth: keras.KerasTensor  # 1/8, after entry block 2
+    deep: keras.KerasTensor  # 1/16, after the exit flow
 
 
 def _conv_same(x, filters, name, kernel_size=3, stride=1):
@@ -48,7 +52,8 @@ def _conv_same(x, filters, name, kernel_size=3, stride=1):
     return layers.Conv2D(filters, kernel_size, strides=stride, padding="valid", use_bias=False, name=name)(x)
 
 
-def separable_conv_bn(x, filters, name, stride=1, rate=1, activate_inside=False):
+def separable_conv_bn(x: keras.KerasTensor, filters: int, name: str, stride: int = 1, rate: int = 1,
+                      activate_inside: bool = False) -> keras.KerasTensor:
     """Depthwise 3x3 + BN + pointwise 1x1 + BN, DeepLab style.
 
     Without `activate_inside` a ReLU comes first (pre-activation); with it, a
@@ -76,7 +81,8 @@ def separable_conv_bn(x, filters, name, stride=1, rate=1, activate_inside=False)
     return x
 
 
-def xception_block(x, filters, name, shortcut, stride=1, rate=1, activate_inside=False):
+def xception_block(x: keras.KerasTensor, filters: Sequence[int], name: str, shortcut: str, stride: int = 1,
+                   rate: int = 1, activate_inside: bool = False) -> keras.KerasTensor:
     """Three separable convs with a "conv", "sum" or "none" shortcut."""
     residual = x
     for i, f in enumerate(filters):
@@ -93,7 +99,7 @@ def xception_block(x, filters, name, shortcut, stride=1, rate=1, activate_inside
     return residual
 
 
-def aligned_xception(x, width=1.0, middle_units=MIDDLE_UNITS):
+def aligned_xception(x: keras.KerasTensor, width: float = 1.0, middle_units: int = MIDDLE_UNITS) -> EncoderFeatures:
     """Encoder of normalised images `x`; returns its skips and 1/16 map.
 
     Args:

@@ -7,14 +7,18 @@ statistics and 0.87 with statistics re-estimated on 256 training images, the wei
 (docs/results.md, "Batch norm statistics").
 """
 
+from __future__ import annotations
+
 import contextlib
 import weakref
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 import numpy as np
 
 
-def batch_norm_layers(model):
+def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
     """Every BatchNormalization layer inside `model`, nested ones included."""
     return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
 
@@ -66,7 +70,7 @@ def _statistics_function(model, layers):
     return statistics
 
 
-def recalibrate_batch_norm(model, batches):
+def recalibrate_batch_norm(model: keras.Model, batches: Iterable[Any]) -> int:
     """Sets each batch norm layer's moving mean and variance to the average of its batch statistics.
 
     The model runs in training mode over `batches` and each layer takes the mean over the batches of its
@@ -92,11 +96,14 @@ def recalibrate_batch_norm(model, batches):
     totals, used = None, 0
     with _attributes_set(quiet + [(layer, "momentum", 0.0) for layer in layers]):
         statistics = _statistics_function(model, layers)
-        for used, images in enumerate(batches, start=1):
+        for images in batches:
+            used += 1
             found = [[np.asarray(keras.ops.convert_to_numpy(value), np.float64) for value in pair]
                      for pair in statistics(trainable, non_trainable, images)]
-            totals = found if totals is None else [[a + b for a, b in zip(*pairs)] for pairs in zip(totals, found)]
-    for layer, (mean, variance) in zip(layers, totals or []):
-        layer.moving_mean.assign((mean / used).astype(layer.moving_mean.dtype))
-        layer.moving_variance.assign((variance / used).astype(layer.moving_variance.dtype))
+            totals = found if totals is None else [[a + b for a, b in zip(*pairs, strict=True)]
+                                                   for pairs in zip(totals, found, strict=True)]
+    if totals is not None:  # no batches: the layers keep their statistics
+        for layer, (mean, variance) in zip(layers, totals, strict=True):
+            layer.moving_mean.assign((mean / used).astype(layer.moving_mean.dtype))
+            layer.moving_variance.assign((variance / used).astype(layer.moving_variance.dtype))
     return used

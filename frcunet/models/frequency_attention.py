@@ -5,26 +5,35 @@ are registered for serialisation, so a saved `.keras` model loads with plain
 `keras.saving.load_model` once `frcunet` is imported.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
 import keras
 import numpy as np
 from keras import layers, ops
 
 from frcunet.core.names import PYRAMID_MODES
 
+# A tensor of the backend, or a KerasTensor while a functional model is built.
+Tensor = Any
+Shape = tuple[int | None, ...]
 
-def reference_sigmas(levels=4, base=1.6):
+
+def reference_sigmas(levels: int = 4, base: float = 1.6) -> tuple[float, ...]:
     """sigma_i = base * 2**(i / 3) for i = 1..levels, as in the released code."""
     return tuple(base * 2.0 ** (i / 3.0) for i in range(1, levels + 1))
 
 
-def gaussian_kernel_1d(size, sigma):
+def gaussian_kernel_1d(size: int, sigma: float) -> np.ndarray:
     """Normalised 1-D Gaussian of odd `size`, centred."""
     offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
     weights = np.exp(-0.5 * (offsets / sigma) ** 2)
     return weights / weights.sum()
 
 
-def gaussian_kernel_2d(size, sigma):
+def gaussian_kernel_2d(size: int, sigma: float) -> np.ndarray:
     """Separable 2-D Gaussian: outer product of the normalised 1-D kernel."""
     row = gaussian_kernel_1d(size, sigma)
     return np.outer(row, row)
@@ -107,7 +116,14 @@ class LaplacianPyramid(layers.Layer):
     (5, (2, 16, 16, 8))
     """
 
-    def __init__(self, mode="reference", kernel_sizes=(3, 5, 7, 9), sigmas=None, **kwargs):
+    mode: str
+    kernel_sizes: tuple[int, ...]
+    sigmas: tuple[float, ...]
+    kernels: list[np.ndarray]  # the 1-D taps of each reference blur
+    level_kernel: np.ndarray  # the 1-D taps of the multiscale levels' blur
+
+    def __init__(self, mode: str = "reference", kernel_sizes: Sequence[int] = (3, 5, 7, 9),
+                 sigmas: Sequence[float] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if mode not in PYRAMID_MODES:
             raise ValueError(f"pyramid mode must be one of {PYRAMID_MODES}, got {mode!r}")
@@ -120,14 +136,14 @@ class LaplacianPyramid(layers.Layer):
         self.mode = mode
         self.kernel_sizes = kernel_sizes
         self.sigmas = sigmas
-        self.kernels = [gaussian_kernel_1d(k, s) for k, s in zip(kernel_sizes, sigmas)]
+        self.kernels = [gaussian_kernel_1d(k, s) for k, s in zip(kernel_sizes, sigmas, strict=True)]
         self.level_kernel = gaussian_kernel_1d(5, 1.0)
 
     @property
-    def num_bands(self):
+    def num_bands(self) -> int:
         return 1 + len(self.kernel_sizes)
 
-    def call(self, x):
+    def call(self, x: Tensor) -> list[Tensor]:
         if self.mode == "reference":
             return self._reference_bands(x)
         return self._multiscale_bands(x)
@@ -136,7 +152,7 @@ class LaplacianPyramid(layers.Layer):
         gaussians = [x] + [_depthwise_blur(x, k, "zeros") for k in self.kernels]
         return [x] + [gaussians[i - 1] - gaussians[i] for i in range(1, len(gaussians))]
 
-    def multiscale_levels(self, x):
+    def multiscale_levels(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
         """(details, low-pass) of the multiscale pyramid, each detail at its own level's resolution.
 
         Going back up, `low-pass` upsampled plus the coarsest detail gives the level above, and so on
@@ -155,7 +171,7 @@ class LaplacianPyramid(layers.Layer):
         return details, current
 
     @staticmethod
-    def reconstruct(details, low):
+    def reconstruct(details: Sequence[Tensor], low: Tensor) -> Tensor:
         """The map that `multiscale_levels` split into (details, low): each level upsampled plus its detail."""
         for detail in reversed(details):
             low = _upsample(low, 2, detail.shape[1:3], detail.dtype) + detail
@@ -167,10 +183,10 @@ class LaplacianPyramid(layers.Layer):
         return [x] + [detail if tuple(detail.shape[1:3]) == size else _upsample(detail, 2 ** level, size, x.dtype)
                       for level, detail in enumerate(details)]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Shape) -> list[Shape]:
         return [tuple(input_shape)] * self.num_bands
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"mode": self.mode, "kernel_sizes": list(self.kernel_sizes), "sigmas": list(self.sigmas)})
         return config
@@ -196,12 +212,19 @@ class FrequencyRecalibration(layers.Layer):
     (2, 16, 16, 64)
     """
 
-    def __init__(self, filters, squeeze_units=32, **kwargs):
+    filters: int
+    squeeze_units: int
+    excite_in: layers.Dense
+    squeeze: layers.Dense
+    excite_out: layers.Dense
+    fuse: layers.Conv2D
+
+    def __init__(self, filters: int, squeeze_units: int = 32, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.squeeze_units = int(squeeze_units)
 
-    def build(self, bands_shape):
+    def build(self, bands_shape: Sequence[Shape]) -> None:
         channels = bands_shape[0][-1]
         dense = dict(use_bias=False, kernel_initializer="he_normal", dtype=self.dtype_policy)
         self.excite_in = layers.Dense(channels, activation="relu", name="excite_in", **dense)
@@ -216,24 +239,18 @@ class FrequencyRecalibration(layers.Layer):
         self.excite_out.build((None, self.squeeze_units))
         self.fuse.build(tuple(bands_shape[0][:-1]) + (channels * len(bands_shape),))
 
-    def gates(self, bands):
+    def gates(self, bands: Sequence[Tensor]) -> list[Tensor]:
         """The sigmoid gate of each band, a list of (batch, channels) tensors in (0, 1)."""
         return [self.excite_out(self.squeeze(self.excite_in(ops.mean(b, axis=(1, 2))))) for b in bands]
 
-    def call(self, bands):
-        gated = [b * g[:, None, None, :] for b, g in zip(bands, self.gates(bands))]
+    def call(self, bands: Sequence[Tensor]) -> Tensor:
+        gated = [b * g[:, None, None, :] for b, g in zip(bands, self.gates(bands), strict=True)]
         return self.fuse(ops.concatenate(gated, axis=-1))
 
-    def compute_output_shape(self, bands_shape):
+    def compute_output_shape(self, bands_shape: Sequence[Shape]) -> Shape:
         return tuple(bands_shape[0][:-1]) + (self.filters,)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"filters": self.filters, "squeeze_units": self.squeeze_units})
         return config
-
-
-def band_names(num_bands):
-    """Display names of the bands: L0 (the map itself), L1, ..."""
-    return [f"L{i}" for i in range(num_bands)]
-

@@ -1,18 +1,28 @@
 """Input normalisation as a layer, so that saved models take raw RGB images."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import keras
 from keras import layers, ops
+
+# A tensor of the backend, or a KerasTensor while a functional model is built.
+Tensor = Any
 
 
 class _OutputRange(layers.Layer):
     """A layer mapping images to [low, high]; keeps the range in its config."""
 
-    def __init__(self, low=-1.0, high=1.0, **kwargs):
+    low: float
+    high: float
+
+    def __init__(self, low: float = -1.0, high: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.low = float(low)
         self.high = float(high)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update({"low": self.low, "high": self.high})
         return config
@@ -37,7 +47,7 @@ class MinMaxNormalization(_OutputRange):
     [-1.0, 0.004, 1.0]
     """
 
-    def call(self, images):
+    def call(self, images: Tensor) -> Tensor:
         images = ops.cast(images, self.compute_dtype)
         # Statistics in float32 even under mixed precision: bfloat16 min/max of
         # 0..255 values are exact, but the division is not.
@@ -66,7 +76,7 @@ class FixedScaling(_OutputRange):
     [-1.0, -0.6, 1.0]
     """
 
-    def call(self, images):
+    def call(self, images: Tensor) -> Tensor:
         images = ops.cast(images, self.compute_dtype)
         return self.low + (self.high - self.low) / 255.0 * images
 
@@ -74,7 +84,7 @@ class FixedScaling(_OutputRange):
 NORMALIZATIONS = {"minmax": MinMaxNormalization, "fixed": FixedScaling}
 
 
-def normalization_layer(kind):
+def normalization_layer(kind: str) -> keras.layers.Layer:
     """The input layer for `kind`: "minmax" (the reference's per-image scaling) or "fixed" (x / 127.5 - 1)."""
     if kind not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {kind!r}")

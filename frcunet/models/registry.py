@@ -5,6 +5,11 @@ sigmoid lesion probability map of shape (H, W, 1); H and W must be divisible
 by 16. Names: frcunet, frcunet-lite, unet, attention-unet.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import keras
 from keras import layers
 
@@ -30,7 +35,7 @@ _OPTION_RANGES = {"width": (lambda v: v > 0, "positive"), "middle_units": (lambd
                   "base_filters": (lambda v: v >= 1, "at least 1")}
 
 
-def check_model_options(options, model=None):
+def check_model_options(options: Mapping[str, Any], model: str | None = None) -> None:
     """Raises ModelOptionError for an option `model` does not take (when given), or for a width, middle-flow
     unit count or base filter count out of range.
 
@@ -47,7 +52,7 @@ def check_model_options(options, model=None):
             raise ModelOptionError(f"{name} ({flag}) must be {wanted}, got {options[name]}")
 
 
-def check_input_shape(input_shape):
+def check_input_shape(input_shape: Sequence[int | None]) -> tuple[int, int, int]:
     """Returns (H, W, C) or raises InputShapeError saying what would work."""
     if len(input_shape) != 3:
         raise InputShapeError(f"input_shape must be (height, width, channels), got {tuple(input_shape)}")
@@ -96,17 +101,17 @@ def _probability_head(x, readout="glorot_uniform"):
 
 
 def build_frcunet(
-    input_shape=(256, 256, 3),
-    width=1.0,
-    middle_units=16,
-    pyramid="reference",
-    frequency_block=True,
-    dropout=0.1,
-    squeeze_units=32,
-    normalization="minmax",
-    decoder_bn=False,
-    name="frcunet",
-):
+    input_shape: tuple[int, int, int] = (256, 256, 3),
+    width: float = 1.0,
+    middle_units: int = 16,
+    pyramid: str = "reference",
+    frequency_block: bool = True,
+    dropout: float = 0.1,
+    squeeze_units: int = 32,
+    normalization: str = "minmax",
+    decoder_bn: bool = False,
+    name: str = "frcunet",
+) -> keras.Model:
     """FRCU-Net as released: aligned Xception-65 encoder, frequency block, U-Net decoder.
 
     Args:
@@ -166,7 +171,8 @@ def _frcunet_head(x, w, batch_norm):
     return _probability_head(x, readout)
 
 
-def build_frcunet_lite(input_shape=(256, 256, 3), width=0.25, middle_units=2, **overrides):
+def build_frcunet_lite(input_shape: tuple[int, int, int] = (256, 256, 3), width: float = 0.25, middle_units: int = 2,
+                       **overrides: Any) -> keras.Model:
     """FRCU-Net's topology at a width and depth a 2-core CPU can train."""
     overrides.setdefault("name", "frcunet_lite")
     return build_frcunet(input_shape, width=width, middle_units=middle_units, **overrides)
@@ -214,14 +220,15 @@ def _build_unet_family(input_shape, base_filters, depth, attention, name, normal
     return keras.Model(images, _probability_head(x), name=name)
 
 
-def build_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, normalization="minmax", name="unet"):
+def build_unet(input_shape: tuple[int, int, int] = (256, 256, 3), base_filters: int = 64, depth: int = 4,
+               normalization: str = "minmax", name: str = "unet") -> keras.Model:
     """Ronneberger's U-Net with batch norm; base_filters=64, depth=4 is the classic size."""
     return _build_unet_family(input_shape, base_filters, depth, attention=False, name=name,
                               normalization=normalization)
 
 
-def build_attention_unet(input_shape=(256, 256, 3), base_filters=64, depth=4, normalization="minmax",
-                         name="attention_unet"):
+def build_attention_unet(input_shape: tuple[int, int, int] = (256, 256, 3), base_filters: int = 64, depth: int = 4,
+                         normalization: str = "minmax", name: str = "attention_unet") -> keras.Model:
     """U-Net whose skips pass through Oktay et al.'s additive attention gates."""
     return _build_unet_family(input_shape, base_filters, depth, attention=True, name=name,
                               normalization=normalization)
@@ -242,7 +249,7 @@ def _builder_defaults(builder):
             if parameter.default is not inspect.Parameter.empty and key not in ("input_shape", "name")}
 
 
-def effective_model_options(name, overrides):
+def effective_model_options(name: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Every option of model `name` with the value its builder uses: the defaults with `overrides` on top.
 
     >>> options = effective_model_options("frcunet-lite", {"width": 0.125})
@@ -255,7 +262,7 @@ def effective_model_options(name, overrides):
     return {**defaults, **overrides}
 
 
-def build_model(name, input_shape=(256, 256, 3), **overrides):
+def build_model(name: str, input_shape: Sequence[int] = (256, 256, 3), **overrides: Any) -> keras.Model:
     """Builds a registry model by name.
 
     Args:
@@ -280,7 +287,8 @@ def build_model(name, input_shape=(256, 256, 3), **overrides):
     return MODELS[name](tuple(input_shape), **overrides)
 
 
-def build_model_to_load(name, input_shape, load, **overrides):
+def build_model_to_load(name: str, input_shape: Sequence[int], load: Callable[[keras.Model], object],
+                        **overrides: Any) -> keras.Model:
     """Builds a registry model whose weights `load(model)` then sets, without drawing them at random first.
 
     Under JAX each initializer compiles one program per weight shape: about 80 for frcunet-lite, which is

@@ -6,9 +6,14 @@ other one, and each model's thumbnail side by side (those of its first seed's ev
 eval/<model>_seed<seed>/report/thumbs/). Sorted by the first difference, the first model's worst losses first.
 """
 
+from __future__ import annotations
+
 import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -30,13 +35,13 @@ class Section:
 
     name: str
     title: str
-    models: list
-    dice: dict
-    evaluations: dict
-    summary: tuple
-    tests: tuple = None
-    poor: set = None
-    notes: list = field(default_factory=list)
+    models: list[str]
+    dice: dict[str, list[dict[str, float]]]
+    evaluations: dict[str, list[Path | str]]
+    summary: tuple[Sequence[str], Sequence[Sequence[object]]]
+    tests: tuple[Sequence[str], Sequence[Sequence[object]]] | None = None
+    poor: set[str] | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 def _mean(values):
@@ -60,7 +65,7 @@ def _delta_key(other):
     return f"delta:{other}"
 
 
-def section_rows(out, section):
+def section_rows(out: Path | str, section: Section) -> list[dict[str, Any]]:
     """The table's rows: one dict per image that every model and seed scored."""
     first, others = section.models[0], section.models[1:]
     ids = sorted(set.intersection(*(set(d) for model in section.models for d in section.dice[model])))
@@ -76,7 +81,7 @@ def section_rows(out, section):
     return rows
 
 
-def section_columns(section):
+def section_columns(section: Section) -> list[html.Column]:
     first, others = section.models[0], section.models[1:]
     columns = [html.Column(f"thumb:{model}", model, "image") for model in section.models]
     columns.append(html.Column("id", "id", "text"))
@@ -89,7 +94,7 @@ def section_columns(section):
     return columns
 
 
-def _section(out, section):
+def _section(out: Path, section: Section) -> list[ET.Element | None]:
     rows = section_rows(out, section)
     columns = section_columns(section)
     others = section.models[1:]
@@ -108,7 +113,8 @@ def _section(out, section):
     ]
 
 
-def write_comparison_report(path, title, about, sections):
+def write_comparison_report(path: Path | str, title: str, about: Sequence[tuple[str, object]],
+                            sections: Sequence[Section]) -> None:
     """Writes the comparison's report.html to `path` (the caller makes it atomic).
 
     Args:

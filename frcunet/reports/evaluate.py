@@ -6,12 +6,16 @@ lists them (`flagged_ids.txt`, one id a line, beside the download; for ISIC 2018
 Worst Dice first; a click on a thumbnail opens the full-size overlay (report/overlays/<id>.jpg).
 """
 
-import json
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from frcunet.core.errors import UserError
 from frcunet.reports import html
 from frcunet.reports.images import Case, thumbnail_size, write_cases
 
@@ -21,17 +25,20 @@ POOR_MASKS_FILE = "flagged_ids.txt"
 TAIL_LIMITS = (0.5, 0.8)
 
 
-def poor_masks(data):
+def poor_masks(data: Path | str) -> set[str] | None:
     """Ids of known poor ground-truth masks that a prepared folder's dataset lists, or None when it lists none.
 
     Read from `flagged_ids.txt` in the dataset folder the manifest names (`source_dir`): one id a line, blank
     lines and lines starting with '#' ignored.
     """
+    from frcunet.data.manifest import read_manifest
+
     try:
-        manifest = json.loads((Path(data) / "manifest.json").read_text())
-        listed = Path(manifest["source_dir"]) / POOR_MASKS_FILE
-        text = listed.read_text()
-    except (OSError, ValueError, KeyError, TypeError):
+        source = read_manifest(data).source_dir
+        text = (Path(source) / POOR_MASKS_FILE).read_text() if source else None
+    except (OSError, UserError):
+        return None
+    if text is None:
         return None
     return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
 
@@ -43,15 +50,15 @@ class Cases:
     each image's (H, W) before it was prepared, or None: the drawings take the original's aspect (a 4:3 photo
     prepared at 128x128 is shown 4:3)."""
 
-    ids: list
+    ids: list[str]
     images: np.ndarray
     truth: np.ndarray
     probabilities: np.ndarray
-    per_image: dict
+    per_image: dict[str, np.ndarray]
     threshold: float
-    original_sizes: list = None
+    original_sizes: Sequence[tuple[int, int]] | None = None
 
-    def shape(self, i):
+    def shape(self, i: int) -> tuple[int, int] | None:
         return tuple(self.original_sizes[i]) if self.original_sizes else None
 
 
@@ -70,7 +77,7 @@ POOR_COLUMN = html.Column("poor", "poor mask", "flag", note=f"listed in the data
                           "poor ground-truth mask")
 
 
-def case_rows(cases, poor=None):
+def case_rows(cases: Cases, poor: set[str] | None = None) -> list[dict[str, Any]]:
     """The table's rows: one dict per test image."""
     truth_area = cases.truth.reshape(len(cases.ids), -1).mean(axis=1) * 100
     predicted_area = (cases.probabilities > cases.threshold).reshape(len(cases.ids), -1).mean(axis=1) * 100
@@ -120,8 +127,10 @@ def _poor_summary(rows, poor):
             f"{np.mean(listed):.4f} on them, {others_mean} on the other {len(others)}.")
 
 
-def write_evaluation_report(folder, cases, about, summary, poor=None, figures=("ROC.png", "Precision_recall.png"),
-                            workers=None):
+def write_evaluation_report(folder: Path | str, cases: Cases, about: Sequence[tuple[str, object]],
+                            summary: tuple[Sequence[str], Sequence[Sequence[object]]], poor: set[str] | None = None,
+                            figures: Sequence[str] = ("ROC.png", "Precision_recall.png"),
+                            workers: int | None = None) -> Path:
     """Writes report.html, report/thumbs/ and report/overlays/ into `folder` (an evaluation's staging folder).
 
     Args:

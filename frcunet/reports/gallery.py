@@ -9,7 +9,11 @@ at up to 640 pixels (the network saw it at its own, smaller size).
 numpy and Pillow only: the prediction-only install writes it too.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +35,7 @@ COLUMNS = [
 ]
 
 
-def mask_statistics(probability, threshold):
+def mask_statistics(probability: np.ndarray, threshold: float) -> dict[str, float]:
     """{area, hesitant, border}: percentages of a probability map (see the module's docstring)."""
     probability = np.asarray(probability, np.float32)
     mask = probability > threshold
@@ -44,12 +48,16 @@ def mask_statistics(probability, threshold):
 class Gallery:
     """Draws predict's cases into `folder` (a staging folder) as they come, on predict's writing threads."""
 
-    def __init__(self, folder, threshold):
+    folder: Path
+    threshold: float
+    rows: dict[str, dict[str, Any]]
+
+    def __init__(self, folder: Path | str, threshold: float) -> None:
         self.folder, self.threshold = Path(folder), threshold
         make_folders(self.folder)
         self.rows = {}
 
-    def add(self, path, probability, original_size):
+    def add(self, path: Path, probability: np.ndarray, original_size: tuple[int, int]) -> None:
         """Draws one input: `probability` at the model's size, `original_size` the photo's (H, W)."""
         from frcunet.data.imaging import read_image
 
@@ -62,7 +70,8 @@ class Gallery:
                       thumbnail_size(display)),
             "file": Path(path).name, **mask_statistics(probability, self.threshold)}
 
-    def write_page(self, path, files, about, failed=()):
+    def write_page(self, path: Path | str, files: Iterable[Path | str], about: Sequence[tuple[str, object]],
+                   failed: Sequence[str] = ()) -> None:
         """Writes report.html to `path` (the caller makes it atomic): the rows of `files`, in their order."""
         rows = [self.rows[str(f)] for f in files if str(f) in self.rows]
         title = f"Predicted masks ({len(rows)} images)"

@@ -10,17 +10,22 @@ value, and thumbnails that open the full-size overlay. The rows are written in t
 reads right before its script runs.
 """
 
+from __future__ import annotations
+
 import math
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
+from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from frcunet.reports.images import PREDICTION_COLOUR, TRUTH_COLOUR
 
 
-def element(tag, *children, **attributes):
+def element(tag: str, *children: object, **attributes: object) -> ET.Element:
     """An Element. Children are Elements or strings (text); None children and None or False attributes are
     left out, True attributes written bare. `class_` is `class`, `data_key` is `data-key`."""
     node = ET.Element(tag, {_attribute_name(k): "" if v is True else str(v)
@@ -52,7 +57,7 @@ def _asset(name):
     return resources.files("frcunet.reports").joinpath("assets", name).read_text(encoding="utf-8")
 
 
-def render_page(title, *body):
+def render_page(title: str, *body: ET.Element | None) -> str:
     """The whole document as a string: head (title, inlined style), body, the inlined script last."""
     page = element(
         "html",
@@ -64,7 +69,7 @@ def render_page(title, *body):
     return "<!DOCTYPE html>\n" + ET.tostring(page, encoding="unicode", method="html") + "\n"
 
 
-def write_page(path, title, *body):
+def write_page(path: Path, title: str, *body: ET.Element | None) -> None:
     """Writes the page to `path` (the caller makes it atomic: a staging folder or saving.atomic_path)."""
     path.write_text(render_page(title, *body), encoding="utf-8")
 
@@ -74,17 +79,17 @@ def _viewer():
     return element("dialog", element("figure", element("img", alt=""), element("figcaption")), id="viewer")
 
 
-def href(*parts):
+def href(*parts: object) -> str:
     """A relative URL of a file path's parts (a file name may hold spaces, '#' or '?')."""
     return "/".join(quote(str(part)) for part in parts)
 
 
-def stamp():
+def stamp() -> str:
     """When a report was written, in UTC."""
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def facts(pairs):
+def facts(pairs: Iterable[tuple[str, object]]) -> ET.Element:
     """A definition list of (term, description) pairs, those without a description left out."""
     items = []
     for term, description in pairs:
@@ -93,7 +98,7 @@ def facts(pairs):
     return element("dl", *items, class_="facts")
 
 
-def simple_table(header, rows, caption=None):
+def simple_table(header: Iterable[object], rows: Iterable[Iterable[object]], caption: str | None = None) -> ET.Element:
     """A plain table (summaries): `header` strings, rows of strings; it scrolls sideways when wider than the
     window."""
     table = element("table", element("caption", caption) if caption else None,
@@ -103,7 +108,7 @@ def simple_table(header, rows, caption=None):
     return element("div", table, class_="wide")
 
 
-def legend(truth=True):
+def legend(truth: bool = True) -> ET.Element:
     """The contour colours."""
     keys = [("truth", "ground truth", TRUTH_COLOUR)] if truth else []
     keys.append(("prediction", "prediction", PREDICTION_COLOUR))
@@ -159,8 +164,9 @@ def _cell(column, value, caption):
     return element("td", str(value))
 
 
-def case_table(name, columns, rows, sort, descending=False, filter_column=None, filter_value=None, caption_key="id",
-               what="cases"):
+def case_table(name: str, columns: Sequence[Column], rows: Sequence[dict[str, Any]], sort: str,
+               descending: bool = False, filter_column: str | None = None, filter_value: float | None = None,
+               caption_key: str = "id", what: str = "cases") -> ET.Element:
     """A sortable, filterable table of cases, one row per dict in `rows`.
 
     Args:
@@ -227,7 +233,8 @@ def _filter(name, columns, start, value):
                    element("button", "show all", type="button", class_="filter-clear"), class_="filter")
 
 
-def histogram_svg(values, label, bins=20, lines=(0.5, 0.8), width=380, height=250):
+def histogram_svg(values: Iterable[float | None], label: str, bins: int = 20, lines: Iterable[float] = (0.5, 0.8),
+                  width: int = 380, height: int = 250) -> ET.Element:
     """An inline SVG histogram of values in [0, 1] (NaN left out), with dashed marks at `lines`."""
     values = [v for v in values if v is not None and not math.isnan(v)]
     counts = [0] * bins

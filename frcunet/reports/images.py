@@ -5,8 +5,11 @@ truth is drawn in blue and the prediction in orange (Okabe and Ito's palette), w
 common colour-vision deficiencies tell apart; the prediction is drawn last, so it shows where both agree.
 """
 
+from __future__ import annotations
+
 import math
 import os
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,7 @@ def _rgb(colour):
     return tuple(int(colour[i: i + 2], 16) for i in (1, 3, 5))
 
 
-def outline(mask, width=1):
+def outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
     """The pixels of a boolean mask that touch the outside (4-neighbours; beyond the image counts as outside),
     thickened inwards and outwards to about `width` pixels."""
     mask = np.asarray(mask, bool)
@@ -63,7 +66,7 @@ def _resize_image(image, size):
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.Resampling.BICUBIC, reducing_gap=3.0))
 
 
-def fit(size, side, enlarge=False):
+def fit(size: Sequence[int], side: int, enlarge: bool = False) -> tuple[int, int]:
     """(H, W) scaled so that the long side is `side` (smaller ones kept unless `enlarge`; then by whole factors,
     so that pixels stay square blocks)."""
     height, width = size
@@ -77,7 +80,8 @@ def fit(size, side, enlarge=False):
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def draw_case(image, probability, threshold, size, truth=None, width=2):
+def draw_case(image: np.ndarray, probability: np.ndarray, threshold: float, size: Sequence[int],
+              truth: np.ndarray | None = None, width: int = 2) -> np.ndarray:
     """uint8 (H, W, 3) at `size`: the image with the truth's and the prediction's contours.
 
     The maps are resized before thresholding (bilinearly: smooth contours on an enlarged image), the truth at
@@ -100,15 +104,15 @@ class Case:
     name: str
     image: np.ndarray
     probability: np.ndarray
-    truth: np.ndarray = None
-    shape: tuple = None
+    truth: np.ndarray | None = None
+    shape: tuple[int, int] | None = None
 
 
 def _save_jpeg(pixels, path, quality):
     Image.fromarray(pixels).save(path, format="JPEG", quality=quality, optimize=False)
 
 
-def write_case(case, folder, threshold, enlarge=True):
+def write_case(case: Case, folder: Path | str, threshold: float, enlarge: bool = True) -> None:
     """Writes `folder`/thumbs/<name>.jpg and `folder`/overlays/<name>.jpg of one case."""
     shape = drawn_shape(case.image.shape[:2], case.shape)
     full = fit(shape, OVERLAY_SIDE if enlarge else GALLERY_SIDE, enlarge)
@@ -119,12 +123,12 @@ def write_case(case, folder, threshold, enlarge=True):
                Path(folder) / THUMBS / f"{case.name}.jpg", THUMBNAIL_QUALITY)
 
 
-def make_folders(folder):
+def make_folders(folder: Path | str) -> None:
     for name in (THUMBS, OVERLAYS):
         (Path(folder) / name).mkdir(parents=True, exist_ok=True)
 
 
-def write_cases(cases, folder, threshold, workers=None):
+def write_cases(cases: Iterable[Case], folder: Path | str, threshold: float, workers: int | None = None) -> None:
     """Writes every case's thumbnail and overlay into `folder` (created), on threads: Pillow's resizing and
     JPEG encoding release the interpreter lock."""
     make_folders(folder)
@@ -134,7 +138,7 @@ def write_cases(cases, folder, threshold, workers=None):
             pass
 
 
-def drawn_shape(grid, shape=None):
+def drawn_shape(grid: Sequence[int], shape: Sequence[int] | None = None) -> tuple[int, ...]:
     """(H, W) of the aspect a case is drawn at: `shape`'s, at about the grid's size, or the grid's own."""
     if shape is None:
         return tuple(grid)
@@ -142,6 +146,6 @@ def drawn_shape(grid, shape=None):
     return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
 
 
-def thumbnail_size(grid, shape=None):
+def thumbnail_size(grid: Sequence[int], shape: Sequence[int] | None = None) -> tuple[int, int]:
     """(H, W) of the thumbnail of an image of size `grid` = (H, W) drawn at `shape`'s aspect (see Case)."""
     return fit(drawn_shape(grid, shape), THUMBNAIL_SIDE)
