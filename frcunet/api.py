@@ -4,10 +4,21 @@ Each takes the same settings as the matching `frcunet` verb, as keyword
 arguments, and returns Python objects instead of printing.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+    import numpy as np
+
+    from frcunet.inference.onnx_model import OnnxModel
 
 
-def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
+def prepare(dataset: str, data_dir: Path | str | None = None, out_dir: Path | str | None = None,
+            size: Sequence[int] = (256, 256), **options: Any) -> dict[str, Any]:
     """Writes a prepared split folder from a dataset as downloaded.
 
     Args:
@@ -32,10 +43,11 @@ def prepare(dataset, data_dir=None, out_dir=None, size=(256, 256), **options):
     from frcunet.data.prepare import PrepareConfig, prepare_dataset
 
     manifest, _ = prepare_dataset(PrepareConfig(dataset, data_dir, out_dir, tuple(size), **options))
-    return manifest
+    return manifest.as_dict()
 
 
-def train(data="data/isic2018", run="", model=None, recipe=None, **settings):
+def train(data: Path | str = "data/isic2018", run: Path | str = "", model: str | None = None,
+          recipe: str | None = None, **settings: Any) -> Path:
     """Trains a registry model on a prepared folder. Calling it again continues an interrupted run.
 
     Args:
@@ -70,7 +82,8 @@ def train(data="data/isic2018", run="", model=None, recipe=None, **settings):
     return Path(folder)
 
 
-def evaluate(run, data="data/isic2018", out="", **settings):
+def evaluate(run: Path | str, data: Path | str = "data/isic2018", out: Path | str = "",
+             **settings: Any) -> dict[str, Any]:
     """Evaluates a run on a prepared test split.
 
     Args:
@@ -94,7 +107,7 @@ def evaluate(run, data="data/isic2018", out="", **settings):
     return metrics
 
 
-def load_model(run=None, runtime="auto"):
+def load_model(run: Path | str | None = None, runtime: str = "auto") -> keras.Model | OnnxModel:
     """A run's best model, or the shipped one.
 
     Args:
@@ -136,7 +149,10 @@ def load_model(run=None, runtime="auto"):
     return load_run_model(None if run is None else str(run))[0]
 
 
-def predict(model_or_run=None, images=None, threshold=None, tta=False, batch_size=8):
+def predict(model_or_run: keras.Model | OnnxModel | Path | str | None = None,
+            images: np.ndarray | Path | str | Sequence[np.ndarray | Path | str] | None = None,
+            threshold: float | None = None, tta: bool = False,
+            batch_size: int = 8) -> np.ndarray | list[np.ndarray]:
     """Lesion probability maps (or masks, given a threshold) for RGB images of any sizes.
 
     Args:

@@ -64,7 +64,7 @@ def run_demo(config):
     released = {"decoder_bn": False, "width": 0.25}
     train(TrainConfig.from_recipe("cpu", "frcunet-lite", model_options=released, epochs=config.epochs, max_minutes=0.0,
                                   data=str(prepared), run=str(run), seed=config.seed, restart=True, verbose=2))
-    log.info(f"4/4 evaluating on the {manifest['counts']['test']} test images -> {out}")
+    log.info(f"4/4 evaluating on the {manifest.counts['test']} test images -> {out}")
     metrics, _ = evaluate(EvaluateConfig(run=str(run), data=str(prepared), out=str(out)))
     log.info(printed_tables(metrics))
     minutes = (time.perf_counter() - started) / 60

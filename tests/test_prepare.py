@@ -109,15 +109,15 @@ def test_ratio_split_is_identical_across_runs_and_reusable_by_file(shared_data, 
     second, _ = prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "b", (32, 48),
                                               split=(0.5, 0.25, 0.25), seed=7,
                                               workers=1, progress=False))
-    assert first["splits"] == second["splits"] and first["counts"] == {"train": 20, "val": 10, "test": 10}
+    assert first.splits == second.splits and first.counts == {"train": 20, "val": 10, "test": 10}
     for kind in ("data", "mask"):
         np.testing.assert_array_equal(_load(tmp_path / "a", kind, "val"), _load(tmp_path / "b", kind, "val"))
     reused, _ = prepare_dataset(PrepareConfig("isic2018", data, tmp_path / "c", (32, 32),
                                               split_file=tmp_path / "a" / "manifest.json",
                                               progress=False))
-    assert [e["id"] for e in reused["splits"]["test"]] == [e["id"] for e in first["splits"]["test"]]
-    assert reused["split"]["protocol"] == "file"
-    assert first["versions"]["frcunet"] and first["source_dir"] == str(data.resolve())
+    assert reused.ids("test") == first.ids("test")
+    assert reused.split["protocol"] == "file"
+    assert first.versions["frcunet"] and first.source_dir == str(data.resolve())
 
 
 def test_split_functions():
@@ -197,5 +197,5 @@ def test_prepare_any_folder(tmp_path):
     manifest, out = prepare_dataset(PrepareConfig("folder", tmp_path / "syn" / IN18, tmp_path / "out", (32, 32),
                                     split=(0.5, 0.25, 0.25), masks_dir=tmp_path / "syn" / GT18,
                                     mask_suffix="_segmentation", progress=False))
-    assert manifest["counts"] == {"train": 4, "val": 2, "test": 2}
+    assert manifest.counts == {"train": 4, "val": 2, "test": 2}
     assert _load(out, "mask", "train").max() == 1

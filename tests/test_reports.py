@@ -119,7 +119,7 @@ def evaluation(tiny_run, tmp_path_factory):
     write_synthetic_isic(root / "syn", 16, seed=3, size=(48, 64), progress=False)
     manifest, _ = prepare_dataset(PrepareConfig("isic2018", root / "syn", root / "prepared", (32, 32),
                                                 split=(0.25, 0.25, 0.5), workers=1, progress=False))
-    poor = manifest["splits"]["test"][2]["id"]
+    poor = manifest.ids("test")[2]
     (root / "syn" / "flagged_ids.txt").write_text(f"# known poor masks\n{poor}\n")
     done = cli("evaluate", "--run", tiny_run / "run", "--data", root / "prepared", "--out", root / "out",
                "--allow-seen", "--quiet")

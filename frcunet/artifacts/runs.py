@@ -1,8 +1,9 @@
 """Opening a run folder: its record and its best model, with errors that say what to run.
 
-This module is the only reader of a run's config.json.
+This module is the only reader and the only writer of a run's config.json (`RunRecord`).
 """
 
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,26 +11,63 @@ from pathlib import Path
 from frcunet.core.errors import UserError
 from frcunet.core.saving import read_json
 
+# The files of a run folder.
 CONFIG_FILE = "config.json"
 BEST_WEIGHTS = "best.weights.h5"
+MODEL_FILE = "model.keras"  # the best weights in a fresh model, written when training ends
+RUN_ONNX_FILE = "model.onnx"  # `frcunet export --run R --format onnx`, used by predict while it matches
+HISTORY_FILE = "history.csv"
+LOGS_DIR = "logs"  # TensorBoard
+RESUME_DIR = "resume"
+RUN_FILES = {CONFIG_FILE, BEST_WEIGHTS, MODEL_FILE, RUN_ONNX_FILE, HISTORY_FILE, LOGS_DIR, RESUME_DIR}
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """What a run's config.json says: the fields that rebuild its model, and every setting as written."""
+    """What a run's config.json (or the shipped model's record) says.
+
+    The fields that rebuild the model and that other commands check are typed; `setting(name)` reads any other
+    recorded training setting (the resume check compares the run-defining ones, provenance copies some).
+    """
 
     model: str
-    size: tuple  # (height, width) of the training arrays
+    size: tuple[int, int]  # (height, width) of the training arrays
     model_options: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)  # the whole config.json (training settings, versions...)
+    data: str | None = None  # the prepared folder it trained on
+    data_manifest_sha1: str | None = None
+    seen_ids: dict[str, list[str]] | None = None  # {"train", "val", "init_weights"}: ids it fitted or validated on
+    monitor: str = "val_loss"
+    epochs: int | None = None  # planned
+    _values: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, values, source):
         try:
+            epochs = values.get("epochs")
             return cls(str(values["model"]), tuple(int(v) for v in values["size"]),
-                       dict(values.get("model_options") or {}), dict(values))
-        except (KeyError, TypeError, ValueError):
+                       dict(values.get("model_options") or {}), values.get("data"), values.get("data_manifest_sha1"),
+                       values.get("seen_ids"), values.get("monitor") or "val_loss",
+                       int(epochs) if epochs is not None else None, dict(values))
+        except (AttributeError, KeyError, TypeError, ValueError):
             raise UserError(f"{source} lacks a valid model or size; train the run again with --restart") from None
+
+    def setting(self, name, default=None):
+        """A recorded setting by its TrainConfig name (or versions, git_commit...); `default` when not recorded."""
+        return self._values.get(name, default)
+
+    def has_setting(self, name):
+        return name in self._values
+
+
+def write_run_record(run, values):
+    """Writes a run's config.json atomically from the settings dict `values` (TrainConfig's fields and what
+    training adds: size, seen ids, provenance); returns its RunRecord."""
+    from frcunet.core.saving import atomic_path
+
+    record = RunRecord.from_dict(values, Path(run) / CONFIG_FILE)
+    with atomic_path(Path(run) / CONFIG_FILE) as temporary:
+        temporary.write_text(json.dumps(values, indent=1))
+    return record
 
 
 def default_run_folder(data, model="frcunet"):
@@ -99,14 +137,14 @@ def run_progress(run):
     import csv
 
     record = read_run_config(run)
-    history = Path(run) / "history.csv"
+    history = Path(run) / HISTORY_FILE
     rows = list(csv.DictReader(history.open(newline=""))) if history.is_file() else []
-    monitor = record.settings.get("monitor", "val_loss")
+    monitor = record.monitor
     best = None
     if rows:
         values = [float(row.get(monitor) or "nan") if monitor != "last" else float(i) for i, row in enumerate(rows)]
         pick = min if monitor == "val_loss" else max
         finite = [(v, i) for i, v in enumerate(values) if v == v]
         best = int(rows[pick(finite)[1]]["epoch"]) if finite else None
-    return {"epochs_done": len(rows), "epochs_planned": int(record.settings.get("epochs", len(rows))),
-            "finished": (Path(run) / "model.keras").is_file(), "best_epoch": best}
+    return {"epochs_done": len(rows), "epochs_planned": record.epochs if record.epochs is not None else len(rows),
+            "finished": (Path(run) / MODEL_FILE).is_file(), "best_epoch": best}

@@ -6,6 +6,7 @@ the memory-mapped arrays. The order and the augmentation of an epoch depend
 only on (seed, epoch), so a resumed run sees the same batches it would have.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 
 from frcunet.core.errors import UserError
 from frcunet.data.augmentation import augment_pair, check_augmentation
+from frcunet.data.manifest import manifest_path, manifest_sha1, read_manifest
 
 
 @dataclass
@@ -69,6 +71,35 @@ def _max_in_chunks(array, rows=64):
     return max(int(array[i: i + rows].max()) for i in range(0, len(array), rows))
 
 
+class PreparedFolder:
+    """A prepared folder opened once per command: each split memory-mapped (and its masks checked) on first use,
+    the manifest read and hashed once. Training used to open the same folder five times."""
+
+    def __init__(self, folder):
+        self.path = Path(folder)
+        self._splits, self._checked = {}, set()
+
+    def split(self, name, check_masks=True):
+        """The PreparedSplit `name` (see open_split); opened once, its masks checked once when asked."""
+        if name not in self._splits:
+            self._splits[name] = open_split(self.path, name, check_masks=check_masks)
+            if check_masks:
+                self._checked.add(name)
+        elif check_masks and name not in self._checked:
+            open_split(self.path, name, check_masks=True)
+            self._checked.add(name)
+        return self._splits[name]
+
+    @functools.cached_property
+    def manifest(self):
+        """The folder's Manifest, or None for arrays prepared without one."""
+        return read_manifest(self.path) if manifest_path(self.path).is_file() else None
+
+    @functools.cached_property
+    def manifest_sha1(self):
+        return manifest_sha1(self.path) if self.manifest is not None else None
+
+
 def augmentation_key(seed, epoch, row, repetition=0):
     """The seed of one row's augmentation in one epoch (a repetition of the row draws its own)."""
     return [seed, epoch, int(row), 1] + ([int(repetition)] if repetition else [])
@@ -98,14 +129,17 @@ class SegmentationBatches(keras.utils.PyDataset):
     def __init__(self, folder, split, batch_size, shuffle=False, augment="none", seed=0, epoch=0, epoch_images=0,
                  part=(0, 1), workers=1, use_multiprocessing=False, **kwargs):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing, **kwargs)
-        self.folder = Path(folder)
+        # A PreparedFolder is shared with the rest of the command in this process; loader processes reopen
+        # the folder by its path (memory maps do not pickle).
+        self._opened = folder if isinstance(folder, PreparedFolder) else PreparedFolder(folder)
+        self.folder = self._opened.path
         self.splits = (split,) if isinstance(split, str) else tuple(split)
         self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
         self.augment = check_augmentation(augment)
         self.epoch = int(epoch)
         self.part = tuple(part)
         self._data = None  # opened lazily, so the object pickles into worker processes
-        lengths = [len(open_split(folder, name, check_masks=False)) for name in self.splits]
+        lengths = [len(self._opened.split(name, check_masks=False)) for name in self.splits]
         self._starts = np.cumsum([0, *lengths])
         self._length = int(self._starts[-1])
         if self._length == 0:
@@ -116,12 +150,14 @@ class SegmentationBatches(keras.utils.PyDataset):
     @property
     def data(self):
         if self._data is None:
-            self._data = [open_split(self.folder, name, check_masks=False) for name in self.splits]
+            if self._opened is None:  # in a loader process
+                self._opened = PreparedFolder(self.folder)
+            self._data = [self._opened.split(name, check_masks=False) for name in self.splits]
         return self._data
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_data"] = None
+        state["_data"], state["_opened"] = None, None
         return state
 
     def __len__(self):

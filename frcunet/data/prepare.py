@@ -8,8 +8,6 @@ into place at the end, so a killed run leaves no half-written folder under the
 real name.
 """
 
-import hashlib
-import json
 import os
 import shutil
 import sys
@@ -28,10 +26,8 @@ from frcunet.core.names import SPLITS
 from frcunet.core.provenance import versions
 from frcunet.core.saving import atomic_folder, check_output_folder
 from frcunet.data.imaging import DEFAULT_MAX_PIXELS, read_pair
+from frcunet.data.manifest import MANIFEST, Manifest, ManifestEntry, write_manifest
 from frcunet.data.workers import ordered_map, workers_that_fit
-
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
 
 
 def _decode(size, max_pixels, pair):
@@ -96,30 +92,20 @@ def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_
                 images[split].append(result.image)
                 masks[split].append(result.mask)
                 lesion_pixels[split] += int(result.mask.sum())
-                entries[split].append({
-                    "id": pair.id, "image": str(pair.image.absolute()), "mask": str(pair.mask.absolute()),
-                    "original_size": list(result.original_size),
-                    "image_sha1": result.image_sha1, "mask_sha1": result.mask_sha1,
-                })
+                entries[split].append(ManifestEntry(
+                    pair.id, str(pair.image.absolute()), str(pair.mask.absolute()), tuple(result.original_size),
+                    result.image_sha1, result.mask_sha1))
                 bar.update()
         for writer in (*images.values(), *masks.values()):
             writer.close()
         lesion_fraction = {
             s: lesion_pixels[s] / (len(entries[s]) * height * width) if entries[s] else None for s in SPLITS
         }
-        manifest = {
-            "format": FORMAT_VERSION,
-            **info,
-            "size": [height, width],
-            "counts": {s: len(entries[s]) for s in SPLITS},
-            "lesion_fraction": lesion_fraction,
-            "splits": entries,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "command": sys.argv,
-            "versions": versions(),
-            "seconds": round(time.perf_counter() - start, 2),
-        }
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        manifest = Manifest(
+            size=(height, width), splits=entries, lesion_fraction=lesion_fraction, **info,
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=list(sys.argv),
+            versions=versions(), seconds=round(time.perf_counter() - start, 2))
+        write_manifest(staging, manifest)
     return manifest
 
 
@@ -149,20 +135,15 @@ class NpyWriter:
             raise ValueError(f"wrote {self.rows} of {self.shape[0]} rows")
 
 
-def manifest_sha1(folder):
-    """Hash of a prepared folder's manifest: names its data exactly (ids, sources, their hashes, size)."""
-    return hashlib.sha1((Path(folder) / MANIFEST).read_bytes()).hexdigest()
-
-
 def preparation_report(manifest, out_dir):
     """The lines printed at the end of a preparation: a table of the splits, then any warnings."""
     from frcunet.core.markdown import markdown_table, number
 
-    fractions = manifest["lesion_fraction"]
+    fractions, counts = manifest.lesion_fraction, manifest.counts
     table = markdown_table(["split", "pairs", "lesion fraction"],
-                           [[split, manifest["counts"][split], number(fractions[split], 3)] for split in SPLITS])
-    lines = [f"prepared {sum(manifest['counts'].values())} pairs at {manifest['size'][0]}x{manifest['size'][1]} "
-             f"in {manifest['seconds']:.1f} s -> {out_dir}", "", table]
+                           [[split, counts[split], number(fractions[split], 3)] for split in SPLITS])
+    lines = [f"prepared {sum(counts.values())} pairs at {manifest.size[0]}x{manifest.size[1]} "
+             f"in {manifest.seconds:.1f} s -> {out_dir}", "", table]
     lines += [f"warning: no {split} mask has a lesion pixel; check that the masks mark lesions with a value above "
               "their background" for split in SPLITS if fractions[split] == 0]
     return "\n".join(lines)
@@ -211,7 +192,7 @@ def prepare_dataset(config):
         config: PrepareConfig.
 
     Returns:
-        (manifest, out_dir): the manifest written (a dict) and the prepared folder (a Path).
+        (manifest, out_dir): the Manifest written (frcunet.data.manifest) and the prepared folder (a Path).
 
     Raises:
         UserError: an unknown dataset, a missing or malformed download, a bad size, seed or split.

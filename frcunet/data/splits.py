@@ -7,7 +7,6 @@ Three protocols:
 - "file": the ids of each split read from an earlier manifest.json.
 """
 
-import json
 import math
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from frcunet.core.errors import UserError
 from frcunet.core.names import SPLITS
+from frcunet.data.manifest import read_split_ids
 
 PAPER_COUNTS = {"isic2018": (1815, 259, 520), "isic2017": (1400, 200, 400), "ph2": (80, 20, 100)}
 PAPER_SHUFFLED = {"ph2"}
@@ -61,12 +61,7 @@ def ratio_split(ids, fractions, seed=0):
 def split_from_manifest(path, ids):
     """The split of an earlier manifest, by id; every id it names must be present."""
     path = Path(path)
-    try:
-        manifest = json.loads(path.read_text())
-        wanted = {name: [entry["id"] for entry in manifest["splits"][name]] for name in SPLITS}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{path} is not a prepared manifest.json ({exc.__class__.__name__}); give one that "
-                        "`frcunet prepare` wrote") from None
+    wanted = read_split_ids(path)
     seen = {}
     for name in SPLITS:
         for i in wanted[name]:

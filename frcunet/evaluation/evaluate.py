@@ -26,9 +26,9 @@ from frcunet.core.errors import UserError
 from frcunet.core.markdown import markdown_table, number
 from frcunet.core.names import MASK_SUFFIX
 from frcunet.core.provenance import versions
-from frcunet.core.saving import atomic_folder, check_output_folder, read_json
+from frcunet.core.saving import atomic_folder, check_output_folder
+from frcunet.data.manifest import MANIFEST, read_manifest
 from frcunet.data.pipeline import open_split
-from frcunet.data.prepare import MANIFEST
 from frcunet.evaluation.metrics import (
     PER_IMAGE_KEYS,
     PooledCounts,
@@ -80,13 +80,10 @@ def _test_ids_and_sizes(data, count):
     path = Path(data) / MANIFEST
     if not path.is_file():
         return [f"{i:05d}" for i in range(count)], None, None
-    try:
-        entries = read_json(path, "prepare the data folder again")["splits"]["test"]
-    except (KeyError, TypeError):
-        raise UserError(f"{path} has no test split list; prepare the data folder again") from None
+    entries = read_manifest(data).splits["test"]
     if len(entries) != count:
         raise UserError(f"{path} lists {len(entries)} test images but the arrays hold {count}; prepare again")
-    return [e["id"] for e in entries], [tuple(e["original_size"]) for e in entries], entries
+    return [e.id for e in entries], [e.original_size for e in entries], entries
 
 
 def _check_unseen(run, run_config, data, test_ids, allow_seen):
@@ -95,9 +92,9 @@ def _check_unseen(run, run_config, data, test_ids, allow_seen):
     Runs record the ids they saw, and so does the shipped model's record; for a run recorded before that, a
     data folder it trained on whose manifest has changed since (prepared again, another seed) is refused.
     """
-    from frcunet.data.prepare import manifest_sha1
+    from frcunet.data.manifest import manifest_sha1
 
-    seen = run_config.settings.get("seen_ids")
+    seen = run_config.seen_ids
     hint = "pass --allow-seen to score them anyway"
     if seen is not None:
         overlap = set(test_ids) & {i for ids in seen.values() for i in ids}
@@ -107,9 +104,9 @@ def _check_unseen(run, run_config, data, test_ids, allow_seen):
                             f"validated on (e.g. {sorted(overlap)[0]}): its score would be inflated; evaluate on "
                             f"images it did not see (was the folder prepared again with another --seed?), or {hint}")
         return
-    trained_on = run_config.settings.get("data")
+    trained_on = run_config.data
     same_folder = isinstance(trained_on, str) and Path(trained_on).resolve() == Path(data).resolve()
-    recorded = run_config.settings.get("data_manifest_sha1")
+    recorded = run_config.data_manifest_sha1
     if same_folder and recorded and (Path(data) / MANIFEST).is_file() and manifest_sha1(data) != recorded \
             and not allow_seen:
         raise UserError(f"{data} was prepared again since {run} trained on it (its manifest changed): its test "
@@ -121,26 +118,29 @@ def _score(truth, probabilities, threshold):
     return counts, per_image_metrics(truth, probabilities, threshold)
 
 
-def _score_native(entries, probabilities, threshold, progress):
-    """Scores each prediction, resized to its original size, against the original mask file."""
+def _score_native(entries, ids, probabilities, threshold, progress, mask_folder):
+    """Scores each prediction, resized to its original size, against the original mask file, and writes
+    its mask into `mask_folder` from the same resized map (each map is resized once)."""
     from frcunet.data.imaging import read_mask
-    from frcunet.inference.prediction import resize_probabilities
+    from frcunet.inference.prediction import resize_probabilities, save_mask_png
 
+    mask_folder.mkdir()
     counts = PooledCounts(threshold)
     rows = {key: [] for key in PER_IMAGE_KEYS}
-    for entry, probability in tqdm(list(zip(entries, probabilities)), desc="native scoring", unit="image",
-                                   disable=not progress, file=sys.stderr):
-        mask_path = Path(entry["mask"])
+    for entry, image_id, probability in tqdm(list(zip(entries, ids, probabilities)), desc="native scoring",
+                                             unit="image", disable=not progress, file=sys.stderr):
+        mask_path = Path(entry.mask)
         if not mask_path.is_file():
             raise UserError(f"--native needs the original masks; {mask_path} is missing (or drop --native)")
-        size = tuple(entry["original_size"])
+        size = entry.original_size
         truth, found_size, digest = read_mask(mask_path, size)
-        if found_size != size or (entry.get("mask_sha1") and digest != entry["mask_sha1"]):
+        if found_size != size or (entry.mask_sha1 and digest != entry.mask_sha1):
             what = f"is {found_size[1]}x{found_size[0]}, not {size[1]}x{size[0]}" if found_size != size else \
                 "has changed"
             raise UserError(f"--native: {mask_path} {what} since the folder was prepared; prepare it again (or drop "
                             "--native)")
         native_probability = resize_probabilities(probability, size)
+        save_mask_png(native_probability > threshold, mask_folder / f"{image_id}{MASK_SUFFIX}")
         counts.update(truth[None], native_probability[None])
         for key, value in per_image_metrics(truth[None], native_probability[None], threshold).items():
             rows[key].append(float(value[0]))
@@ -237,11 +237,8 @@ def evaluate(config):
     counts, per_image = _score(truth, probabilities, config.threshold)
     metrics = {**_metrics_record(counts, per_image), "n_images": len(ids), "threshold": config.threshold,
                "grid": list(test.size)}
-    if config.native:
-        if entries is None:
-            raise UserError(f"--native needs {Path(config.data) / MANIFEST} to find the original masks")
-        native_counts, native_per_image = _score_native(entries, probabilities, config.threshold, config.progress)
-        metrics["native"] = _metrics_record(native_counts, native_per_image)
+    if config.native and entries is None:
+        raise UserError(f"--native needs {Path(config.data) / MANIFEST} to find the original masks")
     metrics.update({"run": str(run), "model": run_config.model, "data": str(config.data),
                     "settings": asdict(config), "versions": versions()})
     if not config.pretrained:
@@ -250,6 +247,12 @@ def evaluate(config):
         metrics["run_progress"] = run_progress(run)
 
     with atomic_folder(out, "evaluation", **keep_clear) as staging:
+        if config.native:
+            native_counts, native_per_image = _score_native(entries, ids, probabilities, config.threshold,
+                                                            config.progress, staging / "masks")
+            metrics["native"] = _metrics_record(native_counts, native_per_image)
+        else:
+            _write_masks(staging / "masks", ids, probabilities, original_sizes, config.threshold, config.progress)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=True))
         _write_per_image(staging / "per_image.csv", ids, per_image)
         title = f"{run.name} on {Path(config.data).name} test ({len(ids)} images)"
@@ -258,7 +261,6 @@ def evaluate(config):
         _case_figure(staging / "overlays.png", ids, images, truth, probabilities, per_image, config.threshold, title)
         (staging / "results.md").write_text(_results_markdown(run, config, metrics))
         _write_report(staging, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes)
-        _write_masks(staging / "masks", ids, probabilities, original_sizes, config.threshold, config.progress)
     return metrics, out
 
 

@@ -16,7 +16,6 @@ stopped before it kept an epoch takes its files out again.
 import contextlib
 import csv
 import importlib.util
-import json
 import logging
 import math
 import numbers
@@ -35,14 +34,26 @@ from frcunet.artifacts.pretrained import (
     pretrained_record,
     pretrained_source,
 )
-from frcunet.artifacts.runs import default_run_folder, load_weights_or_explain, read_run_record
+from frcunet.artifacts.runs import (
+    BEST_WEIGHTS,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    LOGS_DIR,
+    MODEL_FILE,
+    RESUME_DIR,
+    RUN_FILES,
+    RUN_ONNX_FILE,
+    default_run_folder,
+    load_weights_or_explain,
+    read_run_record,
+    write_run_record,
+)
 from frcunet.core.errors import UserError
 from frcunet.core.names import MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES
 from frcunet.core.provenance import file_sha1, git_commit, versions
 from frcunet.core.saving import atomic_path, check_folder_path, save_model_atomic
 from frcunet.data.augmentation import check_augmentation
-from frcunet.data.pipeline import SegmentationBatches, open_split
-from frcunet.data.prepare import MANIFEST, manifest_sha1
+from frcunet.data.pipeline import PreparedFolder, SegmentationBatches
 from frcunet.models.batch_norm import batch_norm_layers
 from frcunet.models.registry import MODELS, build_model, build_model_to_load, check_model_options
 from frcunet.training.callbacks import (
@@ -254,8 +265,8 @@ def _validate(config):
                         "epoch; add --monitor last")
 
 
-def _check_data(config):
-    train, val = open_split(config.data, "train"), open_split(config.data, "val")
+def _check_data(config, prepared):
+    train, val = prepared.split("train"), prepared.split("val")
     if train.size != val.size:
         raise UserError(f"train images are {train.size} but validation images {val.size}; prepare again")
     if config.size and tuple(config.size) != train.size:
@@ -294,15 +305,13 @@ def _init_weights_source(config):
     return {"file": str(path), "sha1": file_sha1(path)} if path.is_file() else None
 
 
-def _seen_ids(config):
+def _seen_ids(config, prepared):
     """{"train": ids, "val": ids, "init_weights": ids} the run fits and validates on, from the manifest, and
     those its starting weights saw (the shipped model's, or an earlier run's): what evaluate checks a test split
     against. None when neither is known."""
     seen = {}
-    path = Path(config.data) / MANIFEST
-    if path.is_file():
-        splits = json.loads(path.read_text()).get("splits", {})
-        seen = {name: [entry["id"] for entry in splits.get(name, [])] for name in ("train", "val")}
+    if prepared.manifest is not None:
+        seen = {name: prepared.manifest.ids(name) for name in ("train", "val")}
     inherited = _inherited_seen_ids(config.init_weights)
     if inherited:
         seen["init_weights"] = inherited
@@ -317,17 +326,17 @@ def _inherited_seen_ids(init_weights):
         seen = pretrained_record().get("seen_ids") or {}
     else:
         earlier = read_run_record(Path(init_weights).parent) if Path(init_weights).is_file() else None
-        seen = (earlier.settings.get("seen_ids") or {}) if earlier else {}
+        seen = (earlier.seen_ids or {}) if earlier else {}
     return sorted({i for ids in seen.values() for i in ids})
 
 
-def _run_config(config, size):
+def _run_config(config, size, prepared):
     record = asdict(config)
     record.update({
-        "seen_ids": _seen_ids(config),
+        "seen_ids": _seen_ids(config, prepared),
         "init_weights_source": _init_weights_source(config),
         "run": str(config.run), "size": list(size), "train_splits": list(config.train_splits),
-        "data_manifest_sha1": manifest_sha1(config.data) if (Path(config.data) / MANIFEST).is_file() else None,
+        "data_manifest_sha1": prepared.manifest_sha1,
         "precision_used": resolve_precision(config.precision),
         "versions": versions(), "git_commit": git_commit(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -346,12 +355,12 @@ def _check_resumable(run, record):
     # A run recorded before a setting existed ran with that setting's default.
     defaults = {key: item.default for key, item in TrainConfig.__dataclass_fields__.items()}
     # A recorded value that is not a setting (precision_used) cannot be inferred for an older run: not compared.
-    comparable = [key for key in RUN_DEFINING_SETTINGS if key in earlier.settings or key in defaults]
-    differing = [key for key in comparable if earlier.settings.get(key, defaults.get(key)) != record.get(key)]
+    comparable = [key for key in RUN_DEFINING_SETTINGS if earlier.has_setting(key) or key in defaults]
+    differing = [key for key in comparable if earlier.setting(key, defaults.get(key)) != record.get(key)]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
                         "or --restart to replace it")
-    return read_resume_state(run / "resume")
+    return read_resume_state(run / RESUME_DIR)
 
 
 def _trim_history(path, epochs_done):
@@ -375,18 +384,18 @@ def _optimizer(config):
     return keras.optimizers.Adam(config.lr, **ema)
 
 
-def _recalibration(config):
+def _recalibration(config, prepared):
     """The RecalibrateBatchNorm callback that --bn-recalibration asks for, as a list of 0 or 1."""
     if not config.bn_recalibration:
         return []
-    images = SegmentationBatches(config.data, config.train_splits, config.batch_size, shuffle=True, seed=config.seed)
+    images = SegmentationBatches(prepared, config.train_splits, config.batch_size, shuffle=True, seed=config.seed)
     return [RecalibrateBatchNorm(images, min(len(images), math.ceil(config.bn_recalibration / config.batch_size)))]
 
 
-def _callbacks(config, run, resume_state, steps_per_epoch):
+def _callbacks(config, run, resume_state, steps_per_epoch, prepared):
     mode = {"val_loss": "min", "val_dice": "max", "last": "last"}[config.monitor]
     monitor = "loss" if config.monitor == "last" else config.monitor
-    best = AtomicBestCheckpoint(run / "best.weights.h5", monitor, mode, staging=run / "resume")
+    best = AtomicBestCheckpoint(run / BEST_WEIGHTS, monitor, mode, staging=run / RESUME_DIR)
     stateful = {"best": best}
     if config.schedule == "plateau":
         stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.1, patience=7,
@@ -402,21 +411,18 @@ def _callbacks(config, run, resume_state, steps_per_epoch):
     # The EMA swap comes first: validation, the checkpoint and the resume state all see the averaged weights
     # (and batch norm statistics re-estimated for them).
     swap = [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if config.ema else []
-    logs = [AtomicHistory(run / "history.csv")]
+    logs = [AtomicHistory(run / HISTORY_FILE)]
     if importlib.util.find_spec("tensorflow") is not None:
-        logs.append(keras.callbacks.TensorBoard(str(run / "logs"), write_graph=False))
+        logs.append(keras.callbacks.TensorBoard(str(run / LOGS_DIR), write_graph=False))
     # The resume state comes last, so that it describes exactly what is on disk: the history row is
     # written before it, and the best checkpoint is published after it (see ResumableState).
-    resumable = ResumableState(run / "resume", stateful, resume_state["callbacks"] if resume_state else None,
+    resumable = ResumableState(run / RESUME_DIR, stateful, resume_state["callbacks"] if resume_state else None,
                                nan_guard, resume_state.get("seed_states") if resume_state else None, best)
-    return [*swap, *_recalibration(config), nan_guard, *stateful.values(), *logs, resumable], best, nan_guard
-
-
-RUN_FILES = {"config.json", "best.weights.h5", "model.keras", "model.onnx", "history.csv", "logs", "resume"}
+    return [*swap, *_recalibration(config, prepared), nan_guard, *stateful.values(), *logs, resumable], best, nan_guard
 
 
 # The run's own files that training writes through frcunet.core.saving.atomic_path.
-ATOMIC_RUN_FILES = ("best.weights.h5", "model.keras", "config.json", "history.csv")
+ATOMIC_RUN_FILES = (BEST_WEIGHTS, MODEL_FILE, CONFIG_FILE, HISTORY_FILE)
 
 
 def _temporary_name_pattern(name):
@@ -438,10 +444,10 @@ def _remove_stale_temporaries(run):
 
 
 def _start_fresh(run):
-    for name in ("best.weights.h5", "model.keras", "model.onnx", "history.csv"):
+    for name in (BEST_WEIGHTS, MODEL_FILE, RUN_ONNX_FILE, HISTORY_FILE):
         (run / name).unlink(missing_ok=True)
-    if (run / "resume").is_dir():
-        for old in (run / "resume").iterdir():  # hidden temporaries of a killed run too
+    if (run / RESUME_DIR).is_dir():
+        for old in (run / RESUME_DIR).iterdir():  # hidden temporaries of a killed run too
             old.unlink()
 
 
@@ -455,7 +461,8 @@ def train(config):
     from frcunet.core.locks import exclusive_lock
 
     _validate(config)
-    size = _check_data(config)
+    prepared = PreparedFolder(config.data)
+    size = _check_data(config, prepared)
     run = Path(config.run or default_run_folder(config.data, config.model))
     worker = this_worker(config.distribute)
     if worker.index:
@@ -465,7 +472,7 @@ def train(config):
     config.run = str(run)
     check_folder_path(run, "--run")
     foreign = {p.name for p in run.iterdir() if p.name[0] != "."} - RUN_FILES if run.is_dir() else set()
-    if foreign and not (run / "config.json").is_file():
+    if foreign and not (run / CONFIG_FILE).is_file():
         raise UserError(f"--run {run} is a folder that holds no frcunet run; it is left untouched: choose a new "
                         "or empty folder")
     # Each writer names the file a full disk stopped; this names the run for the others (the lock file,
@@ -473,7 +480,7 @@ def train(config):
     with reporting_full_disk(run):
         run.parent.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(run.parent / f".{run.name}.lock", run, "trained"), _restored_keras_globals():
-            return _train_locked(config, run, size, worker)
+            return _train_locked(config, run, size, worker, prepared)
 
 
 @contextlib.contextmanager
@@ -488,8 +495,8 @@ def _restored_keras_globals():
         keras.distribution.set_distribution(distribution)
 
 
-def _train_locked(config, run, size, worker):
-    record = _run_config(config, size)
+def _train_locked(config, run, size, worker, prepared):
+    record = _run_config(config, size, prepared)
     resume_state = None if config.restart else _check_resumable(run, record)
     epochs_done = resume_state["epochs_done"] if resume_state else 0
     if epochs_done >= config.epochs or (resume_state or {}).get("stopped_early"):
@@ -510,12 +517,12 @@ def _train_locked(config, run, size, worker):
             opened.enter_context(_opened_run_folder(run, record, fresh=not resume_state))
             if resume_state:
                 _restore_interrupted(model, config, run, resume_state)
-        history = _fit(model, config, run, resume_state, replicas, worker)
+        history = _fit(model, config, run, resume_state, replicas, worker, prepared)
     _export_best_model(config, size, run)
     return run, history
 
 
-def _fit(model, config, run, resume_state, replicas, worker):
+def _fit(model, config, run, resume_state, replicas, worker, prepared):
     """model.fit from the resumed epoch (or the first) to config.epochs; a UserError if the loss diverged."""
     epochs_done = resume_state["epochs_done"] if resume_state else 0
     on_jax = keras.backend.backend() == "jax"
@@ -523,12 +530,12 @@ def _fit(model, config, run, resume_state, replicas, worker):
     part = (worker.index, worker.count) if on_jax else (0, 1)
     batches = dict(batch_size=config.batch_size, seed=config.seed, part=part, workers=config.loader_workers,
                    use_multiprocessing=config.loader_workers > 1)
-    train_data = SegmentationBatches(config.data, config.train_splits, shuffle=True, augment=config.augment,
+    train_data = SegmentationBatches(prepared, config.train_splits, shuffle=True, augment=config.augment,
                                      epoch=epochs_done, epoch_images=config.epoch_images, **batches)
-    val_data = SegmentationBatches(config.data, "val", **batches)
+    val_data = SegmentationBatches(prepared, "val", **batches)
     if on_jax:
         _check_batches_split(train_data, val_data, replicas)
-    callbacks, _, nan_guard = _callbacks(config, run, resume_state, len(train_data))
+    callbacks, _, nan_guard = _callbacks(config, run, resume_state, len(train_data), prepared)
     # Keras' fit ends an epoch of its input before the first one (`epoch_iterator.reset()`), which would
     # move the order and flips one epoch on; the epoch is set again once training begins, so that every
     # input path (the native one included) draws epoch e's order for epoch e.
@@ -543,7 +550,7 @@ def _fit(model, config, run, resume_state, replicas, worker):
                         epochs=config.epochs, initial_epoch=epochs_done, callbacks=callbacks, verbose=config.verbose)
     if nan_guard.where:
         epoch, batch = nan_guard.where
-        kept = f"best weights so far kept in {run / 'best.weights.h5'}" if (run / "best.weights.h5").is_file() \
+        kept = f"best weights so far kept in {run / BEST_WEIGHTS}" if (run / BEST_WEIGHTS).is_file() \
             else "no epoch finished, so no weights were kept"
         raise UserError(f"loss became NaN at epoch {epoch}, batch {batch}; {kept}; {_divergence_hint(config)}")
     return history
@@ -601,34 +608,34 @@ def _open_run_folder(run, record, fresh):
     """Clears a run folder's own files for a fresh run, and writes its config.json."""
     if fresh:
         _start_fresh(run)
-        (run / "config.json").unlink(missing_ok=True)
+        (run / CONFIG_FILE).unlink(missing_ok=True)
     run.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(run)
-    with reporting_full_disk(run / "config.json"), atomic_path(run / "config.json") as temporary:
-        temporary.write_text(json.dumps(record, indent=1))
+    with reporting_full_disk(run / CONFIG_FILE):
+        write_run_record(run, record)
 
 
 @contextlib.contextmanager
 def _opened_run_folder(run, record, fresh):
     """_open_run_folder, for the block. A fresh run that ends (an error, an interrupt) before it keeps an
     epoch takes out again what it added, so that no folder with only config.json is left behind."""
-    had_folder, had_logs = run.is_dir(), (run / "logs").is_dir()
+    had_folder, had_logs = run.is_dir(), (run / LOGS_DIR).is_dir()
     try:
         _open_run_folder(run, record, fresh)
         yield
     except BaseException:
-        if fresh and not (run / "resume" / STATE_FILE).is_file():
+        if fresh and not (run / RESUME_DIR / STATE_FILE).is_file():
             _remove_unkept_start(run, had_folder, had_logs)
         raise
 
 
 def _remove_unkept_start(run, had_folder, had_logs):
     """Removes a fresh run's own files: an earlier run's are gone already (_start_fresh), a user's stay."""
-    for name in ("config.json", "history.csv"):
+    for name in (CONFIG_FILE, HISTORY_FILE):
         (run / name).unlink(missing_ok=True)
-    shutil.rmtree(run / "resume", ignore_errors=True)
+    shutil.rmtree(run / RESUME_DIR, ignore_errors=True)
     if not had_logs:
-        shutil.rmtree(run / "logs", ignore_errors=True)
+        shutil.rmtree(run / LOGS_DIR, ignore_errors=True)
     if not had_folder and not any(run.iterdir()):
         run.rmdir()
 
@@ -639,11 +646,11 @@ def _restore_interrupted(model, config, run, resume_state):
     The optimizer is already built (_compiled_model), so its variables load with the weights.
     """
     epochs_done = resume_state["epochs_done"]
-    model.load_weights(run / "resume" / resume_state["weights"])
+    model.load_weights(run / RESUME_DIR / resume_state["weights"])
     if config.ema:
         _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
-    _trim_history(run / "history.csv", epochs_done)
-    publish_staged_best(run / "resume", resume_state, run / "best.weights.h5")
+    _trim_history(run / HISTORY_FILE, epochs_done)
+    publish_staged_best(run / RESUME_DIR, resume_state, run / BEST_WEIGHTS)
     log.info(f"resuming {run} after epoch {epochs_done}")
 
 
@@ -673,19 +680,19 @@ def _swap_ema(optimizer):
 def _export_best_model(config, size, run):
     """model.keras: a fresh, uncompiled model holding the best weights (no training objects inside)."""
     keras.config.set_dtype_policy("float32")
-    model = build_model_to_load(config.model, (*size, 3), lambda fresh: fresh.load_weights(run / "best.weights.h5"),
+    model = build_model_to_load(config.model, (*size, 3), lambda fresh: fresh.load_weights(run / BEST_WEIGHTS),
                                 **config.model_options)
-    with reporting_full_disk(run / "model.keras"):
-        save_model_atomic(model, run / "model.keras")
-    update_resume_state(run / "resume", model_exported=True)
+    with reporting_full_disk(run / MODEL_FILE):
+        save_model_atomic(model, run / MODEL_FILE)
+    update_resume_state(run / RESUME_DIR, model_exported=True)
 
 
 def _finish_finished_run(config, size, run, resume_state):
     """Does what a kill after the last epoch left undone: the last best weights published, model.keras
     written, stale temporaries removed."""
     _remove_stale_temporaries(run)
-    publish_staged_best(run / "resume", resume_state, run / "best.weights.h5")
-    exported = resume_state.get("model_exported", True) and (run / "model.keras").is_file()  # older runs: no flag
-    if not exported and (run / "best.weights.h5").is_file():
+    publish_staged_best(run / RESUME_DIR, resume_state, run / BEST_WEIGHTS)
+    exported = resume_state.get("model_exported", True) and (run / MODEL_FILE).is_file()  # older runs: no flag
+    if not exported and (run / BEST_WEIGHTS).is_file():
         log.info(f"writing {run / 'model.keras'}, which the interrupted run did not finish")
         _export_best_model(config, size, run)
