@@ -82,12 +82,15 @@ def subset(out, ph2, full, count, seed):
     folder = out / "data" / f"ph2_{count}_seed{seed}"
     if (folder / "manifest.json").is_file():
         return folder
-    manifest = json.loads((full / "manifest.json").read_text())
-    train = manifest["splits"]["train"]
+    from frcunet.data.manifest import read_manifest
+
+    manifest = read_manifest(full)
+    train = manifest.ids("train")
     chosen = sorted(np.random.default_rng([seed, count]).permutation(len(train))[:count])
-    manifest["splits"]["train"] = [train[i] for i in chosen]
+    # A split file (prepare --split-file) needs only each split's ids.
+    ids = {"train": [train[i] for i in chosen], "val": manifest.ids("val"), "test": manifest.ids("test")}
     split_file = out / "data" / f"split_{count}_seed{seed}.json"
-    write_json(split_file, manifest)
+    write_json(split_file, {"splits": {name: [{"id": i} for i in split] for name, split in ids.items()}})
     prepare_dataset(PrepareConfig("ph2", str(ph2), str(folder), (128, 128), split_file=str(split_file),
                                   progress=False))
     return folder
@@ -114,8 +117,8 @@ def train_row(run, data, settings, seed, scratch=False):
     shipped = pretrained_record()
     start = time.perf_counter()
     if scratch:
-        train(TrainConfig(data=str(data), run=str(run), model=shipped["model"],
-                          model_options=shipped["model_options"], seed=seed, verbose=2, **settings))
+        train(TrainConfig(data=str(data), run=str(run), model=shipped.model,
+                          model_options=dict(shipped.model_options), seed=seed, verbose=2, **settings))
     else:
         train(TrainConfig(data=str(data), run=str(run), init_weights="pretrained", seed=seed, verbose=2, **settings))
     result = {"minutes": (time.perf_counter() - start) / 60, "epochs": settings["epochs"]}
@@ -169,11 +172,11 @@ def select_table(rows):
 
 def evaluate_row(run, data, out):
     """(metrics, {id: Dice}) on the test split; `run` None scores the shipped model."""
-    from frcunet.evaluation.compare import _evaluate
+    from frcunet.evaluation.compare import evaluate_once
     from frcunet.evaluation.evaluate import EvaluateConfig, evaluate
 
     if run is not None:
-        return _evaluate(run, data, out)
+        return evaluate_once(run, data, out)
     if not (Path(out) / "metrics.json").is_file():
         evaluate(EvaluateConfig(pretrained=True, data=str(data), out=str(out), progress=False))
     return _read_evaluation(out)
@@ -182,7 +185,9 @@ def evaluate_row(run, data, out):
 def _read_evaluation(out):
     import csv
 
-    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    from frcunet.evaluation.records import read_metrics
+
+    metrics = read_metrics(out)
     with open(Path(out) / "per_image.csv", newline="") as f:
         return metrics, {row["id"]: float(row["dice"]) for row in csv.DictReader(f)}
 
@@ -223,7 +228,7 @@ def report(out, ph2, full):
     from frcunet.models.registry import build_model
 
     shipped = pretrained_record()
-    parameters = build_model(shipped["model"], (64, 64, 3), **shipped["model_options"]).count_params()
+    parameters = build_model(shipped.model, (64, 64, 3), **shipped.model_options).count_params()
     untuned = evaluate_row(None, full, out / "eval" / "shipped")
     protocol = results(out, ph2, full, 80)
     lines = ["### PH2 test split (100 images), 80 training images", "", HEADER,
@@ -244,7 +249,7 @@ def report(out, ph2, full):
     curve = {}
     for count in LABEL_COUNTS:
         rows = results(out, ph2, full, count)
-        dice = {arm: [m["per_image_mean"]["dice"] for m, _, _ in r] for arm, r in rows.items()}
+        dice = {arm: [m.summary.per_image_mean["dice"] for m, _, _ in r] for arm, r in rows.items()}
         minutes = [t[0] for r in rows.values() for _, _, t in r]
         if not any(dice.values()):
             continue
@@ -252,11 +257,11 @@ def report(out, ph2, full):
         cells = [_mean_sd(dice[arm]) for arm in ("fine-tuned", "from scratch")]
         lines.append(f"| {count} | {cells[0]} | {cells[1]} | {len(dice['fine-tuned'])} / {len(dice['from scratch'])} "
                      f"| {np.mean(minutes):.1f} |")
-    lines.append(f"| 0 (shipped model) | {untuned[0]['per_image_mean']['dice']:.3f} | - | - | - |")
+    lines.append(f"| 0 (shipped model) | {untuned[0].summary.per_image_mean['dice']:.3f} | - | - | - |")
     (out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     if curve:
-        _figure(curve, untuned[0]["per_image_mean"]["dice"], ROOT / "Figures" / "label_count.png")
+        _figure(curve, untuned[0].summary.per_image_mean["dice"], ROOT / "Figures" / "label_count.png")
 
 
 def _mean_sd(values):

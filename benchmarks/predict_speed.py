@@ -31,7 +31,7 @@ FULL_SIZE = (1504, 1129)  # width, height of the largest ISIC 2018 originals
 def make_photos(folder, count):
     folder.mkdir(parents=True, exist_ok=True)
     sources = sorted((ROOT.parent / "shared" / "data" / "ISIC2018" / "ISIC2018_Task1-2_Training_Input").glob("*.jpg"))
-    for i, source in enumerate(sources[:count]):
+    for _, source in enumerate(sources[:count]):
         target = folder / f"{source.stem}.jpg"
         if not target.is_file():
             Image.open(source).convert("RGB").resize(FULL_SIZE, Image.Resampling.BICUBIC).save(target, quality=90)
@@ -49,7 +49,7 @@ def old_keras_path(photos, out, batch_size=8):
     for start in range(0, len(photos), batch_size):
         decoded = [read_image(path, record.size)[:2] for path in photos[start: start + batch_size]]
         maps = predict_batches(model, np.stack([image for image, _ in decoded]), batch_size, progress=False)
-        for probability, (_, original), path in zip(maps, decoded, photos[start: start + batch_size]):
+        for probability, (_, original), path in zip(maps, decoded, photos[start: start + batch_size], strict=True):
             save_mask_png(resize_probabilities(probability, original) > 0.5, out / f"{path.stem}_segmentation.png")
 
 

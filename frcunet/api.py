@@ -104,7 +104,7 @@ def evaluate(run: Path | str, data: Path | str = "data/isic2018", out: Path | st
     from frcunet.evaluation.evaluate import evaluate as run_evaluation
 
     metrics, _ = run_evaluation(EvaluateConfig(run=str(run), data=str(data), out=str(out), **settings))
-    return metrics
+    return metrics.as_dict()
 
 
 def load_model(run: Path | str | None = None, runtime: str = "auto") -> keras.Model | OnnxModel:

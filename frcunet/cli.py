@@ -4,11 +4,15 @@ Every verb is a thin layer over a library function. A UserError from any of
 them becomes one `error:` line on stderr and exit status 2, with no traceback.
 """
 
+from __future__ import annotations
+
 import argparse
 import inspect
 import logging
 import shlex
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from frcunet.core.errors import UserError
 from frcunet.core.names import (
@@ -24,6 +28,9 @@ from frcunet.core.names import (
     SCHEDULES,
     TRAINABLE_SPLITS,
 )
+
+if TYPE_CHECKING:
+    from frcunet.training.trainer import TrainConfig
 
 EXIT_USER_ERROR = 2
 
@@ -134,8 +141,6 @@ def _run_synth(args):
     """
     from frcunet.data.synthetic import write_synthetic_isic
 
-    if args.n < 1 or min(args.size) < 16:
-        raise UserError("--n must be at least 1 and --size at least 16 16")
     write_synthetic_isic(args.out, args.n, args.seed, tuple(args.size), progress=not args.quiet)
     print(f"wrote {args.n} synthetic pairs to {args.out}")
 
@@ -218,7 +223,7 @@ def _given(args, names):
     return {name: value == "on" if name in ON_OFF_FLAGS else value for name, value in given.items()}
 
 
-def train_config(args):
+def train_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of `frcunet train`: the recipe's settings with the flags given on top (TrainConfig.from_recipe
     checks that the model options apply to the model)."""
     from frcunet.training.trainer import TrainConfig
@@ -291,9 +296,9 @@ def _run_evaluate(args):
         run=args.run or "", data=args.data, out=args.out or "", threshold=args.threshold, tta=args.tta,
         native=args.native, resize=args.resize, batch_size=args.batch_size, progress=not args.quiet,
         pretrained=args.pretrained, allow_seen=args.allow_seen))
-    progress = metrics.get("run_progress")
+    progress = metrics.run_progress
     if progress and not progress["finished"]:
-        print(f"warning: {metrics['run']} has not finished training ({progress['epochs_done']} of "
+        print(f"warning: {metrics.run} has not finished training ({progress['epochs_done']} of "
               f"{progress['epochs_planned']} epochs): scored its best epoch so far (epoch {progress['best_epoch']}); "
               "metrics.json records it", file=sys.stderr)
     print(printed_tables(metrics))
@@ -364,8 +369,6 @@ def _run_demo(args):
     """
     from frcunet.demo import DemoConfig, run_demo
 
-    if args.pairs < 20:
-        raise UserError("--pairs must be at least 20 (the demo splits them 70/10/20)")
     run_demo(DemoConfig(args.folder, args.pairs, tuple(args.size), args.epochs, args.seed))
 
 
@@ -457,12 +460,12 @@ def _run_compare(args):
 
     report = run_comparison(CompareConfig(args.data, args.out, args.budget, args.models or [], tuple(args.seeds),
                                           args.transfer or "", args.finetune or "", args.epochs, args.minutes,
-                                          command=shlex.join(["frcunet", *sys.argv[1:]])))
+                                          command=shlex.join(["frcunet", *args.argv])))
     print(report.read_text())
     print(f"written to {report}")
 
 
-def make_parser():
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="frcunet", description="FRCU-Net skin lesion segmentation.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_build(subparsers)
@@ -498,7 +501,7 @@ class _ConsoleHandler(logging.Handler):
     The streams are looked up for each message, so a replaced sys.stdout (a test, a notebook) is used.
     """
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         message = self.format(record)
         if record.levelno >= logging.WARNING:
             print(f"warning: {message}", file=sys.stderr)
@@ -513,11 +516,13 @@ def _show_library_messages():
         logger.setLevel(logging.INFO)
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = make_parser().parse_args(argv)
+    args.argv = argv  # what was asked for, as given (compare records it)
     _show_library_messages()
     # SIGTERM (kill, a job scheduler, a closing session) ends the command as Ctrl-C does: the same clean-up and
     # one error line, where it used to die with status 143 and no word. A second SIGTERM kills at once.

@@ -6,12 +6,20 @@ Writes everything under one folder (default `demo/`): the synthetic download
 the untrained network on the same test split first, so the gain is visible.
 """
 
+from __future__ import annotations
+
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from frcunet.core.errors import UserError
+
+if TYPE_CHECKING:
+    from frcunet.evaluation.records import EvaluationMetrics
 
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
@@ -20,12 +28,12 @@ log = logging.getLogger(__name__)  # shown by the command line; silent in a host
 class DemoConfig:
     folder: str = "demo"
     pairs: int = 300
-    size: tuple = (64, 64)
+    size: tuple[int, int] = (64, 64)
     epochs: int = 15
     seed: int = 0
 
 
-def untrained_dice(prepared, size, seed):
+def untrained_dice(prepared: Path | str, size: tuple[int, int], seed: int) -> float:
     """Pooled test Dice of a freshly initialised frcunet-lite: the floor the training must beat."""
     import keras
 
@@ -41,7 +49,11 @@ def untrained_dice(prepared, size, seed):
     return pooled_metrics(np.asarray(test.masks), probabilities)["f1"]
 
 
-def run_demo(config):
+def run_demo(config: DemoConfig) -> tuple[EvaluationMetrics, float]:
+    """Runs the demo into `config.folder`; returns the test metrics of the trained model (as `evaluate`
+    returns them) and the pooled test Dice of the untrained one."""
+    if config.pairs < 20:
+        raise UserError("--pairs must be at least 20 (the demo splits them 70/10/20)")
     from frcunet.data.prepare import PrepareConfig, preparation_report, prepare_dataset
     from frcunet.data.synthetic import write_synthetic_isic
     from frcunet.evaluation.evaluate import EvaluateConfig, evaluate, printed_tables
@@ -68,7 +80,7 @@ def run_demo(config):
     metrics, _ = evaluate(EvaluateConfig(run=str(run), data=str(prepared), out=str(out)))
     log.info(printed_tables(metrics))
     minutes = (time.perf_counter() - started) / 60
-    log.info(f"\ntest Dice (pooled F1): {metrics['pooled']['f1']:.3f} trained vs {floor:.3f} untrained; "
-          f"per-image mean Dice {metrics['per_image_mean']['dice']:.3f}; {minutes:.1f} minutes in all")
+    log.info(f"\ntest Dice (pooled F1): {metrics.summary.pooled['f1']:.3f} trained vs {floor:.3f} untrained; "
+          f"per-image mean Dice {metrics.summary.per_image_mean['dice']:.3f}; {minutes:.1f} minutes in all")
     log.info(f"outputs: {out} (results.md, metrics.json, overlays.png, ROC.png, masks/); run folder: {run}")
     return metrics, floor

@@ -13,7 +13,6 @@ result is already there (a warm machine keeps data/, weights/ and output/, so a 
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -32,12 +31,15 @@ PAPER_ROWS = {  # ISIC 2018, the paper's 1815/259/520 split, pooled pixel metric
 COLUMNS = ("f1", "se", "sp", "acc", "pc", "js")
 
 
+def step(what):
+    """Announces a step; the elapsed seconds place each step's cost (compilation above all) on the call's clock."""
+    print(f"+ [{time.perf_counter() - STARTED:.0f} s] {what}", flush=True)
+
+
 def frcunet(*args):
-    """Runs one `frcunet` command in its own process (fresh global state); stops the script if it fails."""
-    command = [sys.executable, "-m", "frcunet", *map(str, args)]
-    # The elapsed seconds place each step's cost (compilation above all) on the call's clock.
-    print(f"+ [{time.perf_counter() - STARTED:.0f} s] frcunet " + " ".join(map(str, args)), flush=True)
-    subprocess.run(command, check=True)
+    """Runs one `frcunet` command in its own process; stops the script if it fails."""
+    step("frcunet " + " ".join(map(str, args)))
+    subprocess.run([sys.executable, "-m", "frcunet", *map(str, args)], check=True)
 
 
 def device_name():
@@ -53,17 +55,17 @@ def device_name():
 
 def settings(args):
     if args.smoke:
-        return dict(size=(64, 64), models=["frcunet-lite"], options=["--width", "0.125", "--middle-units", "1"],
-                    train=["--epochs", "1", "--batch-size", "4", "--precision", "float32"], minutes=[0])
-    train = ["--batch-size", str(args.batch), "--precision", args.precision, "--epochs", "100"]
-    return dict(size=(256, 256), models=args.models, options=[], minutes=args.minutes,
-                train=train + (["--jit"] if args.jit else []))
+        return dict(size=(64, 64), models=["frcunet-lite"], options={"width": 0.125, "middle_units": 1},
+                    train=dict(epochs=1, batch_size=4, precision="float32"), minutes=[0])
+    train = dict(batch_size=args.batch, precision=args.precision, epochs=100, jit=args.jit)
+    return dict(size=(256, 256), models=args.models, options={}, minutes=args.minutes, train=train)
 
 
 def prepare(args, size, work):
     data = work / "data" / f"isic{size[0]}"
-    manifest = data / "manifest.json"
-    if manifest.is_file() and json.loads(manifest.read_text())["size"] == list(size):
+    from frcunet.data.manifest import manifest_path, read_manifest
+
+    if manifest_path(data).is_file() and read_manifest(data).size == tuple(size):
         return data
     source = args.data_dir
     if args.smoke:
@@ -76,32 +78,25 @@ def prepare(args, size, work):
     return data
 
 
-def history_rows(run):
-    with open(run / "history.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def train_and_evaluate(model, data, plan, work, out):
+    """Trains and scores one model with compare's own steps (each skipped when its result is there)."""
+    from frcunet.evaluation.compare import evaluate_once, train_and_time
+    from frcunet.training.trainer import TrainConfig
+
     # The evaluation folder (masks, figures) stays in the work folder: a GPU call brings back 8 files of $OUT.
     run, evaluation = work / "weights" / f"gpu_{model}", work / "output" / f"gpu_eval_{model}"
-    timing_file = run / "gpu_timing.json"
-    if not timing_file.is_file():
-        start = time.perf_counter()
-        budget = ["--max-minutes", plan["minutes"]] if plan["minutes"] else []
-        frcunet("train", "--data", data, "--run", run, "--model", model, *plan["options"], *plan["train"], *budget,
-                "--quiet")
-        seconds = time.perf_counter() - start
-        rows = history_rows(run)
-        images = len(json.loads((data / "manifest.json").read_text())["splits"]["train"]) * len(rows)
-        timing_file.write_text(json.dumps({"seconds": seconds, "epochs": len(rows), "images": images}))
+    config = TrainConfig.from_recipe("paper", model, model_options=plan["options"], data=str(data), run=str(run),
+                                     max_minutes=plan["minutes"], verbose=2, **plan["train"])
+    if not (run / "timing.json").is_file():
+        step(f"frcunet train --model {model} --run {run}")
+    minutes, epochs, images_per_second = train_and_time(config)
     if not (evaluation / "metrics.json").is_file():
-        frcunet("evaluate", "--run", run, "--data", data, "--out", evaluation, "--quiet")
-    timing = json.loads(timing_file.read_text())
+        step(f"frcunet evaluate --run {run} --out {evaluation}")
+    metrics, _ = evaluate_once(run, data, evaluation)
     (out / f"{model}_history.csv").write_text((run / "history.csv").read_text())
-    metrics = json.loads((evaluation / "metrics.json").read_text())
-    return {"model": model, "epochs": timing["epochs"], "minutes": timing["seconds"] / 60,
-            "fit_images_per_second": timing["images"] / timing["seconds"], "pooled": metrics["pooled"],
-            "dice_per_image": metrics["per_image_mean"]["dice"], "thresholded_jaccard": metrics["thresholded_jaccard"]}
+    return {"model": model, "epochs": epochs, "minutes": minutes, "fit_images_per_second": images_per_second,
+            "pooled": metrics.summary.pooled, "dice_per_image": metrics.summary.per_image_mean["dice"],
+            "thresholded_jaccard": metrics.summary.thresholded_jaccard}
 
 
 def results_table(rows_in, device, step_speed, plan):
@@ -109,7 +104,7 @@ def results_table(rows_in, device, step_speed, plan):
 
     lines = [f"# Paper scale on {device}", "",
              f"ISIC 2018 at {plan['size'][0]}x{plan['size'][1]}, seeded 70/10/20 split, paper recipe (BCE, Adam 1e-4, "
-             f"plateau schedule), {' '.join(plan['train'])}, a wall-clock budget per model (`--max-minutes`), "
+             f"plateau schedule), {json.dumps(plan['train'])}, a wall-clock budget per model (`--max-minutes`), "
              f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}.", ""]
     header = ["model", *(c.upper() for c in COLUMNS), "Dice/img", "ISIC thr. Jaccard", "epochs", "minutes",
               "fit images/s", "step images/s (in-memory)"]
@@ -166,7 +161,7 @@ def main():
                       f"{time.perf_counter() - start:.0f} s", flush=True)
                 speed_file.write_text(json.dumps(step_speed))
             rows.append(train_and_evaluate(model, data, dict(plan, minutes=minutes), args.work, args.out))
-        except subprocess.CalledProcessError as failure:  # the next model may still run: report, go on
+        except Exception as failure:  # the next model may still run (out of memory, say): report, go on
             print(f"FAILED: {model}: {failure}", flush=True)
             continue
         # Written after every model, so that a call cut off at its time limit still returns what it finished.

@@ -37,7 +37,8 @@ def method_figure(path):
         axis.add_patch(FancyBboxPatch((x, y), width, 0.3, boxstyle="round,pad=0.01", facecolor=colour,
                                       edgecolor="black"))
         axis.text(x + width / 2, y + 0.15, label, ha="center", va="center", fontsize=8)
-    for (x0, _, w0, _, _), (x1, _, _, _, _) in zip(BOXES, BOXES[1:]):
+    # Each box with the next: strict=False, since the pairs are one fewer than the boxes.
+    for (x0, _, w0, _, _), (x1, _, _, _, _) in zip(BOXES, BOXES[1:], strict=False):
         axis.add_patch(FancyArrowPatch((x0 + w0 + 0.005, 0.6), (x1 - 0.005, 0.6), arrowstyle="->",
                                        mutation_scale=12))
     axis.add_patch(FancyBboxPatch((0.34, 0.05), 0.64, 0.2, boxstyle="round,pad=0.01", facecolor="#a1d99b",
@@ -72,7 +73,8 @@ def bands_figure(run, data, path, index):
                                 gridspec_kw={"height_ratios": [3, 1.4]})
     axes[0, 0].imshow(image[0].astype(np.uint8))
     axes[0, 0].set_title("test image", fontsize=9)
-    for column, (band, gate, name) in enumerate(zip(bands, gates, ["L0 = x", "L1", "L2", "L3", "L4"]), start=1):
+    names = ["L0 = x", "L1", "L2", "L3", "L4"]  # one per band: the frcunet pyramid has five
+    for column, (band, gate, name) in enumerate(zip(bands, gates, names, strict=True), start=1):
         axes[0, column].imshow(np.abs(band[0]).mean(axis=-1), cmap="magma")
         axes[0, column].set_title(f"{name}: mean |band| over channels", fontsize=9)
         axes[1, column].bar(np.arange(gate.size), np.sort(gate)[::-1], width=1.0, color="#fd8d3c")

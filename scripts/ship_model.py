@@ -14,7 +14,7 @@ and tf2onnx. MODEL_CARD.md beside them is written by hand from the record.
 """
 
 import argparse
-import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,11 @@ TRAINING_KEYS = ("epochs", "batch_size", "lr", "loss", "augment", "monitor", "sc
 
 
 def main():
-    from frcunet.artifacts.pretrained import PRETRAINED_DIR, load_pretrained_model, write_pretrained
+    from frcunet.artifacts.pretrained import PRETRAINED_DIR, ShippedRecord, load_pretrained_model, write_pretrained
     from frcunet.artifacts.runs import load_run_model
+    from frcunet.data.manifest import read_manifest
     from frcunet.data.pipeline import open_split
+    from frcunet.evaluation.records import read_metrics
     from frcunet.inference.prediction import predict_batches
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -43,27 +45,24 @@ def main():
     if not (args.run and args.data and args.evaluation):
         parser.error("--run, --data and --evaluation are needed (or --onnx-only)")
 
-    model, record = load_run_model(args.run)
-    config = record.settings
-    metrics = json.loads((Path(args.evaluation) / "metrics.json").read_text())
-    manifest = json.loads((Path(args.data) / "manifest.json").read_text())
+    model, run = load_run_model(args.run)
+    metrics = read_metrics(args.evaluation)
+    manifest = read_manifest(args.data)
     history = (Path(args.run) / "history.csv").read_text().strip().splitlines()
-    record = {
-        "model": config["model"], "model_options": config["model_options"], "size": config["size"],
-        "threshold": 0.5,
-        "training": {key: config.get(key) for key in TRAINING_KEYS} | {"epochs_run": len(history) - 1},
-        "data": {"dataset": manifest.get("dataset"), "source": "ISIC 2018 Task 1 training data (2335 of the 2594 "
-                 "pairs, downscaled to 256x192)", "split": manifest.get("split"),
-                 "counts": manifest.get("counts"), "manifest_sha1": config.get("data_manifest_sha1")},
-        "test_metrics": {key: metrics[key] for key in ("pooled", "per_image_mean", "thresholded_jaccard",
-                                                        "n_images", "native") if key in metrics},
-        "test_evaluation": {key: metrics["settings"][key] for key in ("tta", "threshold")},
-        "held_out_test_ids": [entry["id"] for entry in manifest["splits"]["test"]],
+    record = ShippedRecord(
+        model=run.model, model_options=run.model_options, size=run.size, threshold=0.5,
+        training={key: run.setting(key) for key in TRAINING_KEYS} | {"epochs_run": len(history) - 1},
+        data={"dataset": manifest.dataset, "source": "ISIC 2018 Task 1 training data (2335 of the 2594 pairs, "
+              "downscaled to 256x192)", "split": manifest.split, "counts": manifest.counts,
+              "manifest_sha1": run.data_manifest_sha1},
+        test_metrics={"pooled": metrics.summary.pooled, "per_image_mean": metrics.summary.per_image_mean,
+                      "thresholded_jaccard": metrics.summary.thresholded_jaccard, "n_images": metrics.n_images}
+        | ({"native": metrics.as_dict()["native"]} if metrics.native else {}),
+        test_evaluation={"tta": metrics.settings.get("tta"), "threshold": metrics.threshold},
+        held_out_test_ids=manifest.ids("test"),
         # What evaluate refuses to score the shipped model on: the images it trained or validated on.
-        "seen_ids": config.get("seen_ids") or {split: [entry["id"] for entry in manifest["splits"][split]]
-                                               for split in ("train", "val")},
-        "versions": config.get("versions"), "git_commit": config.get("git_commit"),
-    }
+        seen_ids=run.seen_ids or {split: manifest.ids(split) for split in ("train", "val")},
+        versions=run.setting("versions") or {}, git_commit=run.setting("git_commit"))
     write_pretrained(model, record, args.out)
     shipped, _ = load_pretrained_model(args.out)
     images = np.asarray(open_split(args.data, "test").images)
@@ -78,21 +77,21 @@ def main():
 
 def ship_onnx(folder):
     """The shipped weights as an ONNX model beside them, its SHA-1 in the record."""
-    from frcunet.artifacts.pretrained import ONNX_FILE, RECORD_FILE, WEIGHTS_FILE, load_pretrained_model
+    from frcunet.artifacts.pretrained import ONNX_FILE, WEIGHTS_FILE, load_pretrained_model, write_shipped_record
     from frcunet.artifacts.runs import RunRecord
     from frcunet.core.provenance import file_sha1
     from frcunet.core.saving import atomic_path
     from frcunet.inference.export import write_onnx
 
     folder = Path(folder)
-    model, values = load_pretrained_model(folder)
+    model, record = load_pretrained_model(folder)
     weights_sha1 = file_sha1(folder / WEIGHTS_FILE)
     with atomic_path(folder / ONNX_FILE) as temporary:
-        write_onnx(model, RunRecord.from_dict(values, folder / RECORD_FILE), temporary, weights_sha1, "pretrained")
+        write_onnx(model, RunRecord(record.model, record.size, dict(record.model_options)), temporary, weights_sha1,
+                   "pretrained")
     onnx_sha1 = file_sha1(folder / ONNX_FILE)
-    values["onnx"] = {"file": ONNX_FILE, "sha1": onnx_sha1, "weights_sha1": weights_sha1}
-    with atomic_path(folder / RECORD_FILE) as temporary:
-        temporary.write_text(json.dumps(values, indent=1))
+    write_shipped_record(folder, replace(record, onnx={"file": ONNX_FILE, "sha1": onnx_sha1,
+                                                       "weights_sha1": weights_sha1}))
     print(f"wrote {folder / ONNX_FILE}: {(folder / ONNX_FILE).stat().st_size / 1e6:.2f} MB, SHA-1 {onnx_sha1}")
 
 

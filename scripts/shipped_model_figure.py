@@ -29,7 +29,7 @@ def main():
     args = parser.parse_args()
 
     model = frcunet.load_model()
-    held_out = set(pretrained_record()["held_out_test_ids"])
+    held_out = set(pretrained_record().held_out_test_ids)
     cases = []
     for pair in isic2018_pairs(args.data):
         image = np.asarray(Image.open(pair.image).convert("RGB"))

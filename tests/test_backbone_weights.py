@@ -19,7 +19,7 @@ def write_keras2_weight_file(path, layer_arrays):
             group = f.create_group(name)
             weight_names = [f"{name}/w{i}:0".encode() for i in range(len(arrays))]
             group.attrs["weight_names"] = weight_names
-            for weight_name, array in zip(weight_names, arrays):
+            for weight_name, array in zip(weight_names, arrays, strict=True):
                 group.create_dataset(weight_name.decode(), data=array)
 
 
@@ -46,7 +46,7 @@ def test_matching_layers_load_and_others_are_reported(tmp_path):
     assert match.not_in_model == ["aspp0"]
     assert match.shape_mismatch == ["reduce_1"]
     for name, expected in arrays.items():
-        for got, want in zip(model.get_layer(name).get_weights(), expected):
+        for got, want in zip(model.get_layer(name).get_weights(), expected, strict=True):
             np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(model.get_layer("decoder_1_8_conv1").get_weights()[0], untouched)
     assert f"loaded {len(arrays)} layers" in match.summary()

@@ -44,7 +44,7 @@ def test_a_model_without_batch_norm_is_left_alone():
     model = keras.Sequential([keras.Input((4, 4, 2)), keras.layers.Conv2D(1, 1)])
     before = [keras.ops.convert_to_numpy(weight) for weight in model.weights]
     assert recalibrate_batch_norm(model, [np.ones((2, 4, 4, 2), "float32")]) == 0
-    for weight, old in zip(model.weights, before):
+    for weight, old in zip(model.weights, before, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(weight), old)
 
 

@@ -45,7 +45,7 @@ def test_paired_test_matches_scipy_on_seed_averaged_dice():
 
     rng = np.random.default_rng(0)
     ids = [f"i{k}" for k in range(30)]
-    first = [{i: float(v) for i, v in zip(ids, rng.uniform(0.7, 0.95, 30))} for _ in range(3)]
+    first = [{i: float(v) for i, v in zip(ids, rng.uniform(0.7, 0.95, 30), strict=True)} for _ in range(3)]
     other = [{i: d[i] - 0.02 + 0.01 * rng.standard_normal() for i in ids} for d in first]
     result = paired_test(first, other)
     a = np.array([np.mean([d[i] for d in first]) for i in ids])

@@ -87,10 +87,11 @@ def test_evaluation_mistakes_are_clear_errors(trained, tmp_path):
     missing_run = cli("evaluate", "--run", tmp_path / "nothing", "--data", trained / "prepared")
     assert missing_run.returncode == 2
     assert missing_run.stderr.strip().splitlines() == [
-        f"error: no run in {tmp_path / 'nothing'} (config.json missing); run python Train_Skin_Lesion_Segmentation.py "
-        "or frcunet train first, or pass --run"]
+        f"error: no run in {tmp_path / 'nothing'} (config.json missing); run frcunet train first, or pass "
+        "--run"]
     no_data = cli("evaluate", "--run", trained / "run", "--data", tmp_path / "data" / "ph2")
-    assert no_data.returncode == 2 and "run python Prepare_ph2.py first" in no_data.stderr
+    assert no_data.returncode == 2
+    assert f"run frcunet prepare ph2 --out {tmp_path / 'data' / 'ph2'} first" in no_data.stderr
 
     prepare_dataset(PrepareConfig("isic2018", trained / "syn", tmp_path / "big", (48, 64),
                                   split=(0.5, 0.25, 0.25), workers=1,
@@ -100,7 +101,7 @@ def test_evaluation_mistakes_are_clear_errors(trained, tmp_path):
                                 progress=False))
     metrics, _ = evaluate(EvaluateConfig(run=str(trained / "run"), data=str(tmp_path / "big"),
                                          out=str(tmp_path / "o"), resize=True, progress=False))
-    assert metrics["grid"] == [48, 64]
+    assert metrics.grid == (48, 64)
 
     broken = tmp_path / "broken_run"
     broken.mkdir()

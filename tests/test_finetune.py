@@ -32,12 +32,12 @@ def test_training_from_the_shipped_model_builds_its_network_and_starts_from_its_
                   verbose=0)
     record = json.loads((tmp_path / "tuned" / "config.json").read_text())
     shipped = pretrained_record()
-    assert (record["model"], record["model_options"]) == (shipped["model"], shipped["model_options"])
+    assert (record["model"], record["model_options"]) == (shipped.model, shipped.model_options)
     assert record["size"] == [32, 32] and record["init_weights"] == "pretrained"
     assert record["init_weights_source"] == {
         "file": WEIGHTS_FILE, "sha1": hashlib.sha1((PRETRAINED_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()}
     # What the shipped model saw counts as seen by the fine-tuned run too (evaluate refuses those images).
-    shipped_seen = shipped["seen_ids"]
+    shipped_seen = shipped.seen_ids
     assert record["seen_ids"]["init_weights"] == sorted(shipped_seen["train"] + shipped_seen["val"])
 
     from frcunet.artifacts.runs import load_run_model
@@ -71,7 +71,7 @@ def test_a_flag_that_would_build_another_network_is_one_error_naming_the_shipped
 def test_flags_that_agree_with_the_shipped_network_are_accepted():
     model, options = pretrained_architecture("frcunet-lite", {"width": 0.125, "decoder_bn": True,
                                                               "normalization": "minmax", "middle_units": 2})
-    assert (model, options) == (pretrained_record()["model"], pretrained_record()["model_options"])
+    assert (model, options) == (pretrained_record().model, pretrained_record().model_options)
     with pytest.raises(UserError, match="another network"):
         pretrained_architecture(None, {"squeeze_units": 16})
 
@@ -129,7 +129,7 @@ def test_the_readme_sequence_fine_tunes_on_a_users_own_folders(tmp_path, monkeyp
         outputs.append(done.stdout)
     assert json.loads(Path("data/mine/manifest.json").read_text())["counts"]["train"] == 14  # 60 % of 24
     record = json.loads(next(Path("weights").glob("*/config.json")).read_text())
-    assert record["init_weights"] == "pretrained" and record["model"] == pretrained_record()["model"]
+    assert record["init_weights"] == "pretrained" and record["model"] == pretrained_record().model
     assert "Dice" in outputs[2] and len(list(Path("new_masks").glob("*_segmentation.png"))) == 2
 
 

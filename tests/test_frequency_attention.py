@@ -27,7 +27,7 @@ def test_the_first_blur_has_the_released_taps():
     np.testing.assert_allclose(gaussian_kernel_1d(3, reference_sigmas()[0]), [0.319, 0.361, 0.319], atol=1e-3)
 
 
-@pytest.mark.parametrize("size, sigma", zip((3, 5, 7, 9), reference_sigmas()))
+@pytest.mark.parametrize("size, sigma", zip((3, 5, 7, 9), reference_sigmas(), strict=True))
 def test_gaussian_kernels_sum_to_one_and_are_symmetric(size, sigma):
     kernel = gaussian_kernel_2d(size, sigma)
     assert kernel.shape == (size, size)
@@ -145,7 +145,7 @@ def test_layers_round_trip_through_json():
         clone = _json_round_trip(layer)
         assert type(clone) is type(layer) and clone.get_config() == layer.get_config()
     pyramid = LaplacianPyramid(mode="multiscale")
-    for got, want in zip(_json_round_trip(pyramid)(x), pyramid(x)):
+    for got, want in zip(_json_round_trip(pyramid)(x), pyramid(x), strict=True):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
 
 

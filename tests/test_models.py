@@ -151,7 +151,7 @@ def test_a_model_built_to_load_weights_holds_them_and_leaves_nothing_unset(tmp_p
     source = build_model("unet", (32, 32, 3), **small)
     source.save_weights(tmp_path / "w.weights.h5")
     loaded = build_model_to_load("unet", (32, 32, 3), lambda m: m.load_weights(tmp_path / "w.weights.h5"), **small)
-    for got, want in zip(loaded.weights, source.weights):
+    for got, want in zip(loaded.weights, source.weights, strict=True):
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(want))
 
     # A load that fails leaves nothing unset behind it: the error comes through, and the next model works.

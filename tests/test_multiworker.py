@@ -57,7 +57,7 @@ def _train_two_workers(backend, args, timeout=420):
     finally:
         for process in started:
             process.kill()
-    return [(process.returncode, *output) for process, output in zip(started, outputs)]
+    return [(process.returncode, *output) for process, output in zip(started, outputs, strict=True)]
 
 
 def _weights(path):
@@ -78,7 +78,7 @@ def test_two_workers_train_as_one_process_on_the_global_batch(prepared, tmp_path
     run = tmp_path / "run"
     done = _train_two_workers(backend, ["train", "--data", prepared, "--run", run, *TRAIN_FLAGS,
                                         "--distribute", "multiworker"])
-    for code, out, err in done:
+    for code, _, err in done:
         assert code == 0, err[-3000:]
     assert "data-parallel over 2 replicas, 4 images each per step" in done[0][1]
     # The chief (worker 0) owns the run folder; worker 1 keeps its own beside it.
@@ -112,7 +112,7 @@ def test_multiworker_without_a_cluster_description_is_refused(prepared, tmp_path
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     from frcunet.core.errors import UserError
-    from frcunet.training.trainer.distribute import this_worker
+    from frcunet.training.distribute import this_worker
 
     with pytest.raises(UserError, match=message):
         this_worker("multiworker", "tensorflow")
@@ -120,7 +120,7 @@ def test_multiworker_without_a_cluster_description_is_refused(prepared, tmp_path
 
 def test_jax_cluster_variables_are_checked(monkeypatch):
     from frcunet.core.errors import UserError
-    from frcunet.training.trainer.distribute import this_worker
+    from frcunet.training.distribute import this_worker
 
     for name in ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
                  "KERAS_DISTRIBUTION_PROCESS_ID"):
@@ -147,7 +147,7 @@ def test_a_time_budget_is_refused_across_workers(prepared, tmp_path):
 def test_a_batch_jax_cannot_split_evenly_is_refused_before_training(prepared):
     from frcunet.core.errors import UserError
     from frcunet.data.pipeline import SegmentationBatches
-    from frcunet.training.trainer.trainer import _check_batches_split
+    from frcunet.training.trainer import _check_batches_split
 
     train, val = (SegmentationBatches(prepared, split, batch_size=6) for split in ("train", "val"))
     assert train.batch_sizes() == [4, 6] and val.batch_sizes() == [2, 6]  # 16 and 8 images

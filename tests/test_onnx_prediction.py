@@ -22,8 +22,8 @@ def _real_batch(shared_data, count=HELD_OUT):
     from frcunet.data.imaging import read_image
 
     root = shared_data / "ISIC2018" / "ISIC2018_Task1-2_Training_Input"
-    ids = pretrained_record()["held_out_test_ids"][:count]
-    return np.stack([read_image(root / f"{i}.jpg", tuple(pretrained_record()["size"]))[0] for i in ids])
+    ids = pretrained_record().held_out_test_ids[:count]
+    return np.stack([read_image(root / f"{i}.jpg", pretrained_record().size)[0] for i in ids])
 
 
 def _keras_probabilities(images):
@@ -88,9 +88,9 @@ def test_exports_of_the_shipped_model_match_keras_in_their_own_runtimes(shared_d
 def test_the_shipped_onnx_file_holds_the_shipped_weights(shared_data, tmp_path):
     record = pretrained_record()
     onnx_path = PRETRAINED_DIR / ONNX_FILE
-    assert record["onnx"]["sha1"] == hashlib.sha1(onnx_path.read_bytes()).hexdigest()
-    assert record["onnx"]["weights_sha1"] == hashlib.sha1((PRETRAINED_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()
-    assert record["onnx"]["sha1"] in (PRETRAINED_DIR / "MODEL_CARD.md").read_text()
+    assert record.onnx["sha1"] == hashlib.sha1(onnx_path.read_bytes()).hexdigest()
+    assert record.onnx["weights_sha1"] == hashlib.sha1((PRETRAINED_DIR / WEIGHTS_FILE).read_bytes()).hexdigest()
+    assert record.onnx["sha1"] in (PRETRAINED_DIR / "MODEL_CARD.md").read_text()
     assert onnx_path.stat().st_size <= 8 * 1024 * 1024
     images = _real_batch(shared_data)
     _assert_same_predictions(_run_in_fresh_runtime("onnx", onnx_path, images, tmp_path), _keras_probabilities(images))

@@ -73,7 +73,7 @@ def test_augmentation_moves_image_and_mask_together(tmp_path):
     original = np.load(folder / "data_train.npy").astype(np.float32)
     assert not np.array_equal(images, original)
     # True means flips and turns: each image's pixels are rearranged, not changed, and the mask moves along.
-    for image, before in zip(images, original):
+    for image, before in zip(images, original, strict=True):
         np.testing.assert_array_equal(np.sort(image.ravel()), np.sort(before.ravel()))
     bright = images[..., 0] > 127
     assert (bright == (masks[..., 0] > 0.5)).mean() > 0.9
@@ -89,7 +89,7 @@ def test_non_square_images_are_only_turned_by_180_degrees():
 
 
 def test_bad_prepared_folders_are_errors(tmp_path):
-    with pytest.raises(UserError, match="python Prepare_ISIC2018.py"):
+    with pytest.raises(UserError, match="frcunet prepare isic2018 --out"):
         open_split(tmp_path / "isic2018", "train")
     folder = write_prepared(tmp_path / "p")
     np.save(folder / "mask_val.npy", np.full((10, 32, 48), 255, np.uint8))
@@ -137,7 +137,7 @@ def test_native_pipeline_yields_the_same_batches_as_the_python_one(tmp_path, siz
         python_batches.on_epoch_end()
     got = [(np.asarray(x), np.asarray(y)) for x, y in native]
     assert len(got) == len(expected) == batches
-    for (x, y), (ex, ey) in zip(got, expected):
+    for (x, y), (ex, ey) in zip(got, expected, strict=True):
         np.testing.assert_array_equal(x, ex)
         np.testing.assert_array_equal(y, ey)
 

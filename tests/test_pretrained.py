@@ -20,8 +20,8 @@ def test_shipped_files_are_compact_float16_with_a_record_and_a_card():
         arrays = [stored[k] for k in stored.files if k != "names"]
     assert arrays and all(a.dtype == np.float16 for a in arrays)
     record = pretrained_record()
-    assert record["model"] == "frcunet-lite" and len(record["size"]) == 2
-    assert "val" in record["training"]["train_splits"] and len(record["held_out_test_ids"]) > 400
+    assert record.model == "frcunet-lite" and len(record.size) == 2
+    assert "val" in record.training["train_splits"] and len(record.held_out_test_ids) > 400
     card = (PRETRAINED_DIR / MODEL_CARD).read_text()
     for words in ("CC BY-NC 4.0", "not a medical device", "dermoscop"):
         assert words in card
@@ -30,7 +30,7 @@ def test_shipped_files_are_compact_float16_with_a_record_and_a_card():
 def _held_out_pairs(shared_data, count):
     record = pretrained_record()
     root = shared_data / "ISIC2018"
-    ids = record["held_out_test_ids"][:count]
+    ids = record.held_out_test_ids[:count]
     return [(root / "ISIC2018_Task1-2_Training_Input" / f"{i}.jpg",
              root / "ISIC2018_Task1_Training_GroundTruth" / f"{i}_segmentation.png") for i in ids]
 
@@ -96,7 +96,7 @@ def test_native_scores_agree_with_the_isic_challenge_scorer(shared_data, tmp_pat
         (download / image_path.parent.name / image_path.name).symlink_to(image_path)
         (download / mask_path.parent.name / mask_path.name).symlink_to(mask_path)
         (truth / mask_path.name).symlink_to(mask_path)
-    size = pretrained_record()["size"]
+    size = pretrained_record().size
     prepare_dataset(PrepareConfig("isic2018", download, tmp_path / "prepared", tuple(size),
                                   split=(0.0, 0.0, 1.0), workers=1,
                                   progress=False))
@@ -116,8 +116,8 @@ def test_scoring_the_shipped_model_on_images_it_trained_on_is_refused(shared_dat
     from frcunet.data.prepare import PrepareConfig, prepare_dataset
 
     record = pretrained_record()
-    seen = record["seen_ids"]["train"][:6] + record["seen_ids"]["val"][:2]
-    held_out = record["held_out_test_ids"][:4]
+    seen = record.seen_ids["train"][:6] + record.seen_ids["val"][:2]
+    held_out = record.held_out_test_ids[:4]
     root = shared_data / "ISIC2018"
     entries = [{"id": i, "image": str(root / "ISIC2018_Task1-2_Training_Input" / f"{i}.jpg"),
                 "mask": str(root / "ISIC2018_Task1_Training_GroundTruth" / f"{i}_segmentation.png")}
@@ -133,5 +133,5 @@ def test_scoring_the_shipped_model_on_images_it_trained_on_is_refused(shared_dat
     assert "the shipped model trained or validated on" in lines[0] and not (tmp_path / "e").exists()
     ok = cli("evaluate", "--pretrained", "--data", tmp_path / "held_out", "--out", tmp_path / "e", "--quiet")
     assert ok.returncode == 0, ok.stderr[-2000:]
-    assert len(set(record["seen_ids"]["train"] + record["seen_ids"]["val"]) | set(record["held_out_test_ids"])) \
-        == len(record["seen_ids"]["train"]) + len(record["seen_ids"]["val"]) + len(record["held_out_test_ids"])
+    assert len(set(record.seen_ids["train"] + record.seen_ids["val"]) | set(record.held_out_test_ids)) \
+        == len(record.seen_ids["train"]) + len(record.seen_ids["val"]) + len(record.held_out_test_ids)

@@ -76,7 +76,7 @@ def test_warmup_then_cosine_reaches_zero_at_the_end():
     values = [warmup_cosine(step, 100, 10, 2e-3) for step in range(101)]
     assert values[0] == pytest.approx(2e-4) and values[9] == pytest.approx(2e-3)
     assert max(values) == pytest.approx(2e-3) and values[-1] == pytest.approx(0.0, abs=1e-12)
-    assert all(a >= b for a, b in zip(values[10:], values[11:]))
+    assert all(a >= b for a, b in zip(values[10:], values[11:], strict=False))  # each value with the next
 
 
 def test_a_budget_that_grows_never_raises_the_rate_again(monkeypatch):
@@ -102,7 +102,7 @@ def test_a_budget_that_grows_never_raises_the_rate_again(monkeypatch):
         if model.stop_training:
             break
     after_warmup = rates[4:]
-    assert all(b <= a for a, b in zip(after_warmup, after_warmup[1:])), after_warmup
+    assert all(b <= a for a, b in zip(after_warmup, after_warmup[1:], strict=False)), after_warmup  # with the next
     assert schedule.planned_epochs > 3 and after_warmup[-1] < 0.1 * 1e-3
 
 
@@ -227,7 +227,7 @@ def test_cosine_schedule_spans_the_epochs_and_ema_runs(prepared, tmp_path):
     kept = _batch_norm_statistics(model)
     images = SegmentationBatches(prepared, ("train",), 4, shuffle=True, seed=config.seed)
     assert recalibrate_batch_norm(model, (images[index][0] for index in range(2))) == 2
-    for saved, again in zip(kept, _batch_norm_statistics(model)):
+    for saved, again in zip(kept, _batch_norm_statistics(model), strict=True):
         np.testing.assert_allclose(saved, again, rtol=1e-4, atol=1e-6)
 
 

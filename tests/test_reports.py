@@ -204,6 +204,7 @@ def test_evaluation_report_marks_the_known_poor_isic_masks(shared_data, tiny_run
 
 def _fake_evaluation(folder, ids, dice, grid=(32, 32)):
     """An evaluation folder as evaluate writes it (per-image scores, thumbnails), without a model."""
+    from frcunet.evaluation.records import EvaluationMetrics, MetricsSummary
     from frcunet.reports.evaluate import Cases, write_evaluation_report
 
     rng = np.random.default_rng(len(folder.name))
@@ -214,7 +215,8 @@ def _fake_evaluation(folder, ids, dice, grid=(32, 32)):
     per_image = {key: np.asarray(dice) for key in ("dice", "iou", "hd95")}
     write_evaluation_report(folder, Cases(ids, images, truth, truth.astype(np.float32), per_image, 0.5),
                             [("run", folder.name)], (["", "F1"], [["x", "1"]]), figures=())
-    return {"grid": list(grid), "pooled": {"f1": float(np.mean(dice))}}, dict(zip(ids, dice))
+    summary = MetricsSummary({"f1": float(np.mean(dice))}, {"dice": float(np.mean(dice))})
+    return EvaluationMetrics(summary, len(ids), 0.5, grid), dict(zip(ids, dice, strict=True))
 
 
 def test_comparison_report_puts_each_model_side_by_side_losses_first(prepared, tmp_path, browser):

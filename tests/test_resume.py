@@ -73,7 +73,7 @@ def test_a_stopped_frcunet_lite_run_resumes_to_the_same_weights_and_history(prep
 
     whole, resumed = read_history(tmp_path / "whole"), read_history(tmp_path / "stopped")
     assert len(whole) == len(resumed) == EPOCHS
-    for a, b in zip(whole, resumed):
+    for a, b in zip(whole, resumed, strict=True):
         assert a == b  # every logged value as written, to the last digit
     for name in ("best.weights.h5", f"resume/epoch-{EPOCHS:04d}.weights.h5"):
         want, got = _weights(tmp_path / "whole" / name), _weights(tmp_path / "stopped" / name)

@@ -1,6 +1,7 @@
 """The synthetic ISIC-layout data of the demo and many tests."""
 
 import numpy as np
+import pytest
 
 from conftest import run_cli
 from frcunet.data.sources import isic2018_pairs
@@ -38,3 +39,13 @@ def test_written_folder_is_an_isic2018_download(tmp_path):
     for name in ("ISIC_0000004_segmentation.png",):
         assert (tmp_path / "syn" / "ISIC2018_Task1_Training_GroundTruth" / name).read_bytes() == (
             tmp_path / "again" / "ISIC2018_Task1_Training_GroundTruth" / name).read_bytes()
+
+
+def test_the_library_refuses_what_the_command_line_refuses(tmp_path):
+    from frcunet.core.errors import UserError
+    from frcunet.data.synthetic import write_synthetic_isic
+
+    for n, size in ((0, (64, 64)), (4, (8, 64))):
+        with pytest.raises(UserError, match="--n must be at least 1 and --size at least 16 16"):
+            write_synthetic_isic(tmp_path / "syn", n, size=size, progress=False)
+    assert not (tmp_path / "syn").exists()

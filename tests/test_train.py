@@ -69,7 +69,7 @@ def test_fine_tuning_starts_from_earlier_weights_and_checks_them(prepared, tiny_
     before, after = (build_model("frcunet-lite", (32, 32, 3), **TINY) for _ in range(2))
     before.load_weights(source / "best.weights.h5")
     after.load_weights(tmp_path / "ph2" / "best.weights.h5")
-    for a, b in zip(before.trainable_weights, after.trainable_weights):
+    for a, b in zip(before.trainable_weights, after.trainable_weights, strict=True):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-5)
     assert json.loads((tmp_path / "ph2" / "config.json").read_text())["init_weights"] == str(source / "best.weights.h5")
 
@@ -86,7 +86,7 @@ def test_training_input_mistakes_are_one_line_errors(prepared, tiny_run, tmp_pat
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines() == [
         f"error: no prepared train split in {tmp_path / 'data' / 'isic2018'} (data_train.npy missing); "
-        "run python Prepare_ISIC2018.py first"]
+        f"run frcunet prepare isic2018 --out {tmp_path / 'data' / 'isic2018'} first"]
     with pytest.raises(UserError, match=r"does not match the prepared arrays \(32x32\)"):
         train(_config(prepared, tmp_path / "r", size=(64, 64)))
     with pytest.raises(UserError, match="--lr positive"):

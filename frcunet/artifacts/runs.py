@@ -3,13 +3,19 @@
 This module is the only reader and the only writer of a run's config.json (`RunRecord`).
 """
 
+from __future__ import annotations
+
 import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from frcunet.core.errors import UserError
 from frcunet.core.saving import read_json
+
+if TYPE_CHECKING:
+    import keras
 
 # The files of a run folder.
 CONFIG_FILE = "config.json"
@@ -32,16 +38,16 @@ class RunRecord:
 
     model: str
     size: tuple[int, int]  # (height, width) of the training arrays
-    model_options: dict = field(default_factory=dict)
+    model_options: dict[str, Any] = field(default_factory=dict)
     data: str | None = None  # the prepared folder it trained on
     data_manifest_sha1: str | None = None
     seen_ids: dict[str, list[str]] | None = None  # {"train", "val", "init_weights"}: ids it fitted or validated on
     monitor: str = "val_loss"
     epochs: int | None = None  # planned
-    _values: dict = field(default_factory=dict, repr=False, compare=False)
+    _values: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_dict(cls, values, source):
+    def from_dict(cls, values: dict[str, Any], source: Path | str) -> RunRecord:
         try:
             epochs = values.get("epochs")
             return cls(str(values["model"]), tuple(int(v) for v in values["size"]),
@@ -51,15 +57,15 @@ class RunRecord:
         except (AttributeError, KeyError, TypeError, ValueError):
             raise UserError(f"{source} lacks a valid model or size; train the run again with --restart") from None
 
-    def setting(self, name, default=None):
+    def setting(self, name: str, default: Any = None) -> Any:
         """A recorded setting by its TrainConfig name (or versions, git_commit...); `default` when not recorded."""
         return self._values.get(name, default)
 
-    def has_setting(self, name):
+    def has_setting(self, name: str) -> bool:
         return name in self._values
 
 
-def write_run_record(run, values):
+def write_run_record(run: Path | str, values: dict[str, Any]) -> RunRecord:
     """Writes a run's config.json atomically from the settings dict `values` (TrainConfig's fields and what
     training adds: size, seen ids, provenance); returns its RunRecord."""
     from frcunet.core.saving import atomic_path
@@ -70,12 +76,12 @@ def write_run_record(run, values):
     return record
 
 
-def default_run_folder(data, model="frcunet"):
+def default_run_folder(data: Path | str, model: str = "frcunet") -> Path:
     """`weights/<data folder name>_<model>`: where train puts a run, and where evaluate looks for one."""
     return Path("weights") / f"{Path(data).name}_{model}"
 
 
-def read_run_record(run):
+def read_run_record(run: Path | str) -> RunRecord | None:
     """The RunRecord of a run folder, or None when it has no config.json."""
     path = Path(run) / CONFIG_FILE
     if not path.is_file():
@@ -83,19 +89,19 @@ def read_run_record(run):
     return RunRecord.from_dict(read_json(path, "train the run again with --restart"), path)
 
 
-def read_run_config(run):
+def read_run_config(run: Path | str) -> RunRecord:
     """The RunRecord of a run that has finished at least one epoch (it has best weights)."""
     run = Path(run)
     record = read_run_record(run)
     if record is None:
-        raise UserError(f"no run in {run} ({CONFIG_FILE} missing); run python Train_Skin_Lesion_Segmentation.py "
-                        "or frcunet train first, or pass --run")
+        raise UserError(f"no run in {run} ({CONFIG_FILE} missing); run frcunet train first, or pass "
+                        "--run")
     if not (run / BEST_WEIGHTS).is_file():
         raise UserError(f"{run} has no {BEST_WEIGHTS} yet; let its training finish at least one epoch")
     return record
 
 
-def load_weights_or_explain(model, path, expected, remedy):
+def load_weights_or_explain(model: keras.Model, path: Path | str, expected: str, remedy: str) -> None:
     """Loads a weights file into `model`; a file that does not fit becomes one UserError naming `remedy`."""
     try:
         with warnings.catch_warnings():
@@ -106,7 +112,7 @@ def load_weights_or_explain(model, path, expected, remedy):
         raise UserError(f"{path} does not fit {expected} ({first}); {remedy}") from None
 
 
-def load_run_model(run):
+def load_run_model(run: Path | str | None) -> tuple[keras.Model, RunRecord]:
     """(model, RunRecord) of a run: its architecture rebuilt from config.json, its best weights loaded.
 
     `run` None means the trained model shipped inside the package (`frcunet.artifacts.pretrained`).
@@ -114,10 +120,11 @@ def load_run_model(run):
     from frcunet.models.registry import build_model_to_load
 
     if run is None:
-        from frcunet.artifacts.pretrained import PRETRAINED_DIR, RECORD_FILE, load_pretrained_model
+        from frcunet.artifacts.pretrained import load_pretrained_model
 
-        model, values = load_pretrained_model()
-        return model, RunRecord.from_dict(values, PRETRAINED_DIR / RECORD_FILE)
+        model, shipped = load_pretrained_model()
+        return model, RunRecord(shipped.model, shipped.size, dict(shipped.model_options), seen_ids=shipped.seen_ids,
+                                _values=shipped.as_dict())
 
     record = read_run_config(run)
     expected = f"the {record.model} its {CONFIG_FILE} describes"
@@ -128,7 +135,7 @@ def load_run_model(run):
     return model, record
 
 
-def run_progress(run):
+def run_progress(run: Path | str) -> dict[str, Any]:
     """{"epochs_done", "epochs_planned", "finished", "best_epoch"} of a run folder, from its history and record.
 
     A run is finished once training wrote its model.keras. `best_epoch` (0-based, as history.csv numbers

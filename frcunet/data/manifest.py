@@ -56,8 +56,14 @@ class Manifest:
         return [entry.id for entry in self.splits.get(split, [])]
 
     def as_dict(self) -> dict:
-        """The JSON form, with the counts of each split (derived from the splits on reading)."""
-        return {**asdict(self), "counts": self.counts}
+        """The JSON form, in the file's long-standing order and with lists for sizes, and the counts of each
+        split (derived from the splits on reading)."""
+        splits = {name: [{**asdict(entry), "original_size": list(entry.original_size)} for entry in entries]
+                  for name, entries in self.splits.items()}
+        return {"format": self.format, "dataset": self.dataset, "source_dir": self.source_dir, "split": self.split,
+                "unused_pairs": self.unused_pairs, "size": list(self.size), "counts": self.counts,
+                "lesion_fraction": self.lesion_fraction, "splits": splits, "created": self.created,
+                "command": self.command, "versions": self.versions, "seconds": self.seconds}
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=1)

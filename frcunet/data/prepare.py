@@ -8,15 +8,19 @@ into place at the end, so a killed run leaves no half-written folder under the
 real name.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
@@ -28,6 +32,11 @@ from frcunet.core.saving import atomic_folder, check_output_folder
 from frcunet.data.imaging import DEFAULT_MAX_PIXELS, read_pair
 from frcunet.data.manifest import MANIFEST, Manifest, ManifestEntry, write_manifest
 from frcunet.data.workers import ordered_map, workers_that_fit
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, DTypeLike
+
+    from frcunet.data.sources import Pair
 
 
 def _decode(size, max_pixels, pair):
@@ -60,8 +69,9 @@ def _check_resources(out_dir, size, count, workers):
     return workers
 
 
-def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_pixels=DEFAULT_MAX_PIXELS,
-                         progress=True):
+def prepare_split_folder(pairs_by_split: Mapping[str, Sequence[Pair]], out_dir: Path | str, size: Sequence[int],
+                         info: Mapping[str, Any], workers: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                         progress: bool = True) -> Manifest:
     """Writes the prepared folder for {split: [Pair, ...]}; returns its manifest.
 
     Args:
@@ -83,12 +93,12 @@ def prepare_split_folder(pairs_by_split, out_dir, size, info, workers=None, max_
         images = {s: NpyWriter(staging / f"data_{s}.npy", (len(pairs_by_split[s]), height, width, 3)) for s in SPLITS}
         masks = {s: NpyWriter(staging / f"mask_{s}.npy", (len(pairs_by_split[s]), height, width)) for s in SPLITS}
         order = [(s, p) for s in SPLITS for p in pairs_by_split[s]]
-        entries = {s: [] for s in SPLITS}
+        entries: dict[str, list[ManifestEntry]] = {s: [] for s in SPLITS}
         lesion_pixels = dict.fromkeys(SPLITS, 0)
         decoded = _decoded_pairs([p for _, p in order], size, workers, max_pixels)
         with closing(decoded), tqdm(total=total, desc="preparing", unit="pair", disable=not progress,
                                     file=sys.stderr) as bar:
-            for (split, pair), result in zip(order, decoded):
+            for (split, pair), result in zip(order, decoded, strict=True):
                 images[split].append(result.image)
                 masks[split].append(result.mask)
                 lesion_pixels[split] += int(result.mask.sum())
@@ -116,26 +126,26 @@ class NpyWriter:
     resident memory stays at one row whatever the dataset's size.
     """
 
-    def __init__(self, path, shape, dtype=np.uint8):
+    def __init__(self, path: Path | str, shape: Sequence[int], dtype: DTypeLike = np.uint8) -> None:
         self.shape, self.dtype, self.rows = tuple(shape), np.dtype(dtype), 0
         self.file = open(path, "wb")
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
         np.lib.format.write_array_header_1_0(self.file, header)
 
-    def append(self, row):
+    def append(self, row: ArrayLike) -> None:
         row = np.ascontiguousarray(row, dtype=self.dtype)
         if row.shape != self.shape[1:] or self.rows >= self.shape[0]:
             raise ValueError(f"row {self.rows} of shape {row.shape} does not fit an array of shape {self.shape}")
         self.file.write(row.tobytes())
         self.rows += 1
 
-    def close(self):
+    def close(self) -> None:
         self.file.close()
         if self.rows != self.shape[0]:
             raise ValueError(f"wrote {self.rows} of {self.shape[0]} rows")
 
 
-def preparation_report(manifest, out_dir):
+def preparation_report(manifest: Manifest, out_dir: Path | str) -> str:
     """The lines printed at the end of a preparation: a table of the splits, then any warnings."""
     from frcunet.core.markdown import markdown_table, number
 
@@ -155,37 +165,37 @@ class PrepareConfig:
 
     Args:
         dataset: str. "isic2018", "isic2017", "ph2" or "folder".
-        data_dir: str or None. The download (for "folder": the images folder); None for the dataset's own
+        data_dir: str, Path or None. The download (for "folder": the images folder); None for the dataset's own
             default folder.
-        out_dir: str or None. The prepared folder to write; None for `data/<dataset>`.
+        out_dir: str, Path or None. The prepared folder to write; None for `data/<dataset>`.
         size: (int, int). Height and width of the stored arrays.
         split: three floats or None. Fractions of a seeded ratio split; None for the paper protocol.
         seed: int. Shuffle seed of the ratio protocol and of PH2's paper protocol.
-        split_file: str or None. An earlier manifest.json whose split is reused by id.
+        split_file: str, Path or None. An earlier manifest.json whose split is reused by id.
         workers: int or None. Decoding processes; None for as many as the cores and memory allow.
         skip_unpaired: bool. Drop images without a mask and masks without an image instead of refusing.
         max_pixels: int. Refuse images larger than this.
-        masks_dir: str or None. "folder" only: the masks folder.
+        masks_dir: str, Path or None. "folder" only: the masks folder.
         mask_suffix: str. "folder" only: a mask's name is the image's stem plus this suffix.
         progress: bool. Show a progress bar.
     """
 
     dataset: str
-    data_dir: str | None = None
-    out_dir: str | None = None
-    size: tuple = (256, 256)
-    split: tuple | None = None
+    data_dir: Path | str | None = None
+    out_dir: Path | str | None = None
+    size: Sequence[int] = (256, 256)
+    split: Sequence[float] | None = None
     seed: int = 0
-    split_file: str | None = None
+    split_file: Path | str | None = None
     workers: int | None = None
     skip_unpaired: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
-    masks_dir: str | None = None
+    masks_dir: Path | str | None = None
     mask_suffix: str = ""
     progress: bool = True
 
 
-def prepare_dataset(config):
+def prepare_dataset(config: PrepareConfig) -> tuple[Manifest, Path]:
     """Lists a dataset's pairs, splits them and writes the prepared folder.
 
     Args:

@@ -7,7 +7,10 @@ Three protocols:
 - "file": the ids of each split read from an earlier manifest.json.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +33,7 @@ def _cut(ids, counts):
     return {name: ids[bounds[i]: bounds[i + 1]] for i, name in enumerate(SPLITS)}
 
 
-def paper_split(dataset, ids, seed=0):
+def paper_split(dataset: str, ids: Sequence[str], seed: int = 0) -> dict[str, list[str]]:
     """The published protocol; the number of pairs must be the published one."""
     if dataset not in PAPER_COUNTS:
         raise UserError(f"no paper protocol for {dataset}; use --split TRAIN VAL TEST (fractions)")
@@ -44,7 +47,7 @@ def paper_split(dataset, ids, seed=0):
     return _cut(_shuffled(ids, seed) if dataset in PAPER_SHUFFLED else ids, counts)
 
 
-def ratio_split(ids, fractions, seed=0):
+def ratio_split(ids: Sequence[str], fractions: Sequence[float], seed: int = 0) -> dict[str, list[str]]:
     """Seeded shuffle, then counts from the fractions (rounded; the test split takes the rest)."""
     fractions = [float(f) for f in fractions]
     if len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions) \
@@ -58,7 +61,7 @@ def ratio_split(ids, fractions, seed=0):
     return _cut(_shuffled(sorted(ids), seed), (train, val, n - train - val))
 
 
-def split_from_manifest(path, ids):
+def split_from_manifest(path: Path | str, ids: Iterable[str]) -> dict[str, list[str]]:
     """The split of an earlier manifest, by id; every id it names must be present."""
     path = Path(path)
     wanted = read_split_ids(path)

@@ -17,6 +17,7 @@ from PIL import Image, ImageDraw
 from scipy import ndimage
 from tqdm import tqdm
 
+from frcunet.core.errors import UserError
 from frcunet.core.names import MASK_SUFFIX
 from frcunet.core.saving import atomic_folder
 
@@ -102,7 +103,10 @@ def synth_pair(seed: int, index: int, size: Sequence[int] = (192, 256)) -> tuple
 
 def write_synthetic_isic(out_dir: Path | str, n: int, seed: int = 0, size: Sequence[int] = (192, 256),
                          progress: bool = True) -> None:
-    """Writes `n` pairs as an ISIC 2018 download (JPEG images, PNG masks), atomically."""
+    """Writes `n` pairs as an ISIC 2018 download (JPEG images, PNG masks), atomically; UserError for fewer than
+    one pair or a side under 16 pixels (nothing is written then)."""
+    if n < 1 or min(size) < 16:
+        raise UserError("--n must be at least 1 and --size at least 16 16")
     with atomic_folder(out_dir, "synthetic") as staging:
         (staging / INPUT_DIR).mkdir()
         (staging / TRUTH_DIR).mkdir()

@@ -11,21 +11,29 @@ fine-tuning (`transfer`) and after fine-tuning on it (`finetune`), with the same
 evaluations are kept under `out/`, so an interrupted comparison continues where it stopped.
 """
 
+from __future__ import annotations
+
 import csv
 import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from frcunet.artifacts.runs import BEST_WEIGHTS, HISTORY_FILE
 from frcunet.core.errors import UserError
 from frcunet.core.markdown import markdown_row, markdown_table
 from frcunet.core.saving import atomic_path
 from frcunet.evaluation.budgets import BUDGETS
-from frcunet.evaluation.evaluate import RESULT_COLUMNS, column_value
+from frcunet.evaluation.evaluate import RESULT_COLUMNS
+from frcunet.evaluation.records import METRICS_FILE, EvaluationMetrics, read_metrics
 from frcunet.reports.compare import REPORT, Section, write_comparison_report
 from frcunet.reports.html import stamp
 from frcunet.training.recipes import RECIPES
+
+if TYPE_CHECKING:
+    from frcunet.training.trainer import TrainConfig
 
 SEEDS = (0, 1, 2)
 
@@ -35,8 +43,8 @@ class CompareConfig:
     data: str
     out: str = "output/compare"
     budget: str = "cpu"
-    models: list = field(default_factory=list)  # default: the budget's models; the first is tested against the rest
-    seeds: tuple = SEEDS
+    models: list[str] = field(default_factory=list)  # default: the budget's; the first is tested against the rest
+    seeds: tuple[int, ...] = SEEDS
     transfer: str = ""  # a prepared folder evaluated without fine-tuning (its test split)
     finetune: str = ""  # a prepared folder to fine-tune on and evaluate
     epochs: int = 0  # 0: the budget's epoch count
@@ -62,7 +70,7 @@ def _recipe_view(train_config, budget):
     return {key: getattr(train_config, key) for key in RECIPES[budget["recipe"]]["train"]}
 
 
-def _train_and_time(train_config):
+def train_and_time(train_config: TrainConfig) -> tuple[float, int, float]:
     """Trains (or finishes an interrupted run); returns (minutes, epochs, images per second)."""
     from frcunet.data.pipeline import open_split
     from frcunet.training.trainer import train
@@ -74,7 +82,7 @@ def _train_and_time(train_config):
     start = time.perf_counter()
     train(train_config)
     minutes = (time.perf_counter() - start) / 60
-    with open(run / "history.csv", newline="") as f:
+    with open(run / HISTORY_FILE, newline="") as f:
         epochs = sum(1 for _ in csv.DictReader(f))
     images = len(open_split(train_config.data, "train", check_masks=False)) * epochs
     result = (minutes, epochs, images / (minutes * 60))
@@ -83,13 +91,14 @@ def _train_and_time(train_config):
     return result
 
 
-def _evaluate(run, data, out, resize=False):
-    """(metrics dict, {image id: Dice}) of a run on a test split; read back when already written."""
+def evaluate_once(run: Path | str, data: Path | str, out: Path | str,
+                  resize: bool = False) -> tuple[EvaluationMetrics, dict[str, float]]:
+    """(EvaluationMetrics, {image id: Dice}) of a run on a test split; read back when already written."""
     from frcunet.evaluation.evaluate import EvaluateConfig, evaluate
 
-    if not (Path(out) / "metrics.json").is_file():
+    if not (Path(out) / METRICS_FILE).is_file():
         evaluate(EvaluateConfig(run=str(run), data=str(data), out=str(out), resize=resize, progress=False))
-    metrics = json.loads((Path(out) / "metrics.json").read_text())
+    metrics = read_metrics(out)
     with open(Path(out) / "per_image.csv", newline="") as f:
         dice = {row["id"]: float(row["dice"]) for row in csv.DictReader(f)}
     return metrics, dice
@@ -99,7 +108,7 @@ def _evaluate(run, data, out, resize=False):
 COLUMNS = tuple(column for column in RESULT_COLUMNS if column[0] not in ("legacy JS (=ACC)", "AUC ROC", "AP"))
 
 
-def mean_sd(values, digits):
+def mean_sd(values: list[float | None], digits: int) -> str:
     """'mean ± sd' (sample sd) of the finite values; a single value has no sd."""
     values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
@@ -118,7 +127,7 @@ HEADER = markdown_table(TABLE_HEADER, [])  # the table's first two Markdown line
 
 def _row_cells(label, results, parameters):
     """One table row's cells from [(metrics, dice, timing or None), ...] of the seeds."""
-    cells = [mean_sd([column_value(m, path) for m, _, _ in results], digits) for _, path, digits in COLUMNS]
+    cells = [mean_sd([m.summary.value(path) for m, _, _ in results], digits) for _, path, digits in COLUMNS]
     timings = [t for _, _, t in results if t is not None]
     timing = [mean_sd([t[i] for t in timings], d) if timings else "-" for i, d in ((1, 1), (0, 1), (2, 1))]
     return [label, str(len(results)), *cells, f"{parameters / 1e6:.2f} M", *timing]
@@ -129,7 +138,7 @@ def _row(label, results, parameters):
     return markdown_row(_row_cells(label, results, parameters))
 
 
-def paired_test(first, other):
+def paired_test(first: dict[str, float], other: dict[str, float]) -> dict[str, Any]:
     """Wilcoxon signed-rank test of per-image Dice (each averaged over seeds) of two models on the same images.
 
     Returns a dict: n images, mean and median of (first - other), images where first is better, two-sided p.
@@ -196,7 +205,7 @@ def _evaluation_folder(out, name, seed, section):
     return out / "eval" / f"{name}_seed{seed}{suffix}"
 
 
-def run_comparison(config):
+def run_comparison(config: CompareConfig) -> Path:
     from frcunet.core.provenance import git_commit, versions
     from frcunet.models.registry import build_model
 
@@ -216,20 +225,20 @@ def run_comparison(config):
             sections[key][name] = []
         for seed in config.seeds:
             run = out / "runs" / f"{name}_seed{seed}"
-            timing = _train_and_time(_train_config(budget, name, "train", config, data=str(config.data), run=str(run),
+            timing = train_and_time(_train_config(budget, name, "train", config, data=str(config.data), run=str(run),
                                                    seed=seed))
-            metrics, dice = _evaluate(run, config.data, _evaluation_folder(out, name, seed, "main"))
+            metrics, dice = evaluate_once(run, config.data, _evaluation_folder(out, name, seed, "main"))
             sections["main"][name].append((metrics, dice, timing))
             if config.transfer:
-                metrics, dice = _evaluate(run, config.transfer, _evaluation_folder(out, name, seed, "transfer"),
+                metrics, dice = evaluate_once(run, config.transfer, _evaluation_folder(out, name, seed, "transfer"),
                                           resize=True)
                 sections["transfer"][name].append((metrics, dice, None))
             if config.finetune:
                 tuned = out / "runs" / f"{name}_seed{seed}_finetuned"
-                timing = _train_and_time(_train_config(budget, name, "finetune", config, data=str(config.finetune),
+                timing = train_and_time(_train_config(budget, name, "finetune", config, data=str(config.finetune),
                                                        run=str(tuned), seed=seed,
-                                                       init_weights=str(run / "best.weights.h5")))
-                metrics, dice = _evaluate(tuned, config.finetune, _evaluation_folder(out, name, seed, "finetune"))
+                                                       init_weights=str(run / BEST_WEIGHTS)))
+                metrics, dice = evaluate_once(tuned, config.finetune, _evaluation_folder(out, name, seed, "finetune"))
                 sections["finetune"][name].append((metrics, dice, timing))
             _write_report(out, config, budget, names, sections, parameters, versions(), git_commit())
     return out / "comparison.md"
@@ -282,6 +291,7 @@ SECTION_DATA = {"main": "data", "transfer": "transfer", "finetune": "finetune"}
 
 def _report_section(out, config, key, heading, results, summary, tests):
     """A section of report.html: each image's Dice per model (over the seeds) and the thumbnails."""
+    from frcunet.data.pipeline import PreparedFolder
     from frcunet.reports.evaluate import poor_masks
 
     return Section(
@@ -290,4 +300,4 @@ def _report_section(out, config, key, heading, results, summary, tests):
         evaluations={model: [_evaluation_folder(out, model, seed, key) for seed in config.seeds[:len(rows)]]
                      for model, rows in results.items()},
         summary=summary, tests=tests,
-        poor=poor_masks(getattr(config, SECTION_DATA[key])), notes=[NOTES])
+        poor=poor_masks(PreparedFolder(getattr(config, SECTION_DATA[key])).manifest), notes=[NOTES])

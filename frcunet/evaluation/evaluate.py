@@ -13,8 +13,9 @@ Output folder (`output/<run name>` by default), written atomically:
     masks/<id>_segmentation.png   0/255 at each test image's original size
 """
 
+from __future__ import annotations
+
 import csv
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,8 +28,8 @@ from frcunet.core.markdown import markdown_table, number
 from frcunet.core.names import MASK_SUFFIX
 from frcunet.core.provenance import versions
 from frcunet.core.saving import atomic_folder, check_output_folder
-from frcunet.data.manifest import MANIFEST, read_manifest
-from frcunet.data.pipeline import open_split
+from frcunet.data.manifest import MANIFEST
+from frcunet.data.pipeline import PreparedFolder
 from frcunet.evaluation.metrics import (
     PER_IMAGE_KEYS,
     PooledCounts,
@@ -36,6 +37,7 @@ from frcunet.evaluation.metrics import (
     per_image_statistics,
     thresholded_jaccard,
 )
+from frcunet.evaluation.records import EvaluationMetrics, MetricsSummary, write_metrics
 
 # Every results table's columns: (header, where the value sits in a metrics summary, decimals). The paper's
 # pooled columns come first; compare's tables use the same entries.
@@ -53,13 +55,6 @@ RESULT_COLUMNS = (
 )
 
 
-def column_value(summary, path):
-    """The value at `path` of a metrics summary; None where an older metrics.json lacks it."""
-    for key in path:
-        summary = summary.get(key) if isinstance(summary, dict) else None
-    return summary
-
-
 @dataclass
 class EvaluateConfig:
     run: str = ""  # default: weights/<data folder name>_frcunet
@@ -75,25 +70,24 @@ class EvaluateConfig:
     allow_seen: bool = False  # score test images the run trained or validated on (refused otherwise)
 
 
-def _test_ids_and_sizes(data, count):
+def _test_ids_and_sizes(prepared, count):
     """Ids and original (H, W) of the test images from the manifest; plain numbers without one."""
-    path = Path(data) / MANIFEST
-    if not path.is_file():
+    path = prepared.path / MANIFEST
+    if prepared.manifest is None:
         return [f"{i:05d}" for i in range(count)], None, None
-    entries = read_manifest(data).splits["test"]
+    entries = prepared.manifest.splits["test"]
     if len(entries) != count:
         raise UserError(f"{path} lists {len(entries)} test images but the arrays hold {count}; prepare again")
     return [e.id for e in entries], [e.original_size for e in entries], entries
 
 
-def _check_unseen(run, run_config, data, test_ids, allow_seen):
+def _check_unseen(run, run_config, prepared, test_ids, allow_seen):
     """Refuses a test split that holds images the run trained or validated on (unless `allow_seen`).
 
     Runs record the ids they saw, and so does the shipped model's record; for a run recorded before that, a
     data folder it trained on whose manifest has changed since (prepared again, another seed) is refused.
     """
-    from frcunet.data.manifest import manifest_sha1
-
+    data = prepared.path
     seen = run_config.seen_ids
     hint = "pass --allow-seen to score them anyway"
     if seen is not None:
@@ -107,8 +101,7 @@ def _check_unseen(run, run_config, data, test_ids, allow_seen):
     trained_on = run_config.data
     same_folder = isinstance(trained_on, str) and Path(trained_on).resolve() == Path(data).resolve()
     recorded = run_config.data_manifest_sha1
-    if same_folder and recorded and (Path(data) / MANIFEST).is_file() and manifest_sha1(data) != recorded \
-            and not allow_seen:
+    if same_folder and recorded and prepared.manifest_sha1 not in (None, recorded) and not allow_seen:
         raise UserError(f"{data} was prepared again since {run} trained on it (its manifest changed): its test "
                         f"split may hold images the run trained on; prepare it as before, or {hint}")
 
@@ -127,7 +120,7 @@ def _score_native(entries, ids, probabilities, threshold, progress, mask_folder)
     mask_folder.mkdir()
     counts = PooledCounts(threshold)
     rows = {key: [] for key in PER_IMAGE_KEYS}
-    for entry, image_id, probability in tqdm(list(zip(entries, ids, probabilities)), desc="native scoring",
+    for entry, image_id, probability in tqdm(list(zip(entries, ids, probabilities, strict=True)), desc="native scoring",
                                              unit="image", disable=not progress, file=sys.stderr):
         mask_path = Path(entry.mask)
         if not mask_path.is_file():
@@ -147,26 +140,20 @@ def _score_native(entries, ids, probabilities, threshold, progress, mask_folder)
     return counts, {k: np.array(v) for k, v in rows.items()}
 
 
-def _metrics_record(counts, per_image):
+def _summary(counts, per_image):
     pooled = counts.result()
     stats = per_image_statistics(per_image)
-    return {
-        "pooled": pooled,
-        "per_image_mean": stats["mean"],
-        "per_image_std": stats["std"],
-        "per_image_undefined": stats["undefined"],
-        "thresholded_jaccard": thresholded_jaccard(per_image["iou"]),
-        # The reference's "JS" column called a function that returns pixel accuracy for binary labels.
-        "legacy_js_equals_accuracy": pooled["acc"],
-    }
+    # The reference's "JS" column called a function that returns pixel accuracy for binary labels.
+    return MetricsSummary(pooled, stats["mean"], stats["std"], stats["undefined"],
+                          thresholded_jaccard(per_image["iou"]), legacy_js_equals_accuracy=pooled["acc"])
 
 
-def results_cells(summary):
+def results_cells(summary: MetricsSummary) -> list[str]:
     """The results table's cells of one metrics summary, formatted ('-' where a value is missing)."""
-    return [number(column_value(summary, path), digits) for _, path, digits in RESULT_COLUMNS]
+    return [number(summary.value(path), digits) for _, path, digits in RESULT_COLUMNS]
 
 
-def results_table(name, summary):
+def results_table(name: str, summary: MetricsSummary) -> str:
     """Markdown table: the paper's columns, then per-image Dice, IoU, HD95 and the ISIC score."""
     return markdown_table(["model", *(header for header, _, _ in RESULT_COLUMNS)], [[name, *results_cells(summary)]])
 
@@ -201,11 +188,11 @@ def _case_figure(path, ids, images, truth, probabilities, per_image, threshold, 
     plot_cases(cases, path, title)
 
 
-def evaluate(config):
+def evaluate(config: EvaluateConfig) -> tuple[EvaluationMetrics, Path]:
     """Evaluates as `config` says; returns (metrics dict, output folder)."""
     from frcunet.artifacts.runs import default_run_folder, load_run_model
     from frcunet.evaluation.plots import plot_precision_recall, plot_roc
-    from frcunet.inference.prediction import predict_batches, resize_images, resize_probabilities
+    from frcunet.inference.prediction import check_threshold, predict_batches, resize_images, resize_probabilities
 
     if config.batch_size < 1:
         raise UserError("--batch-size must be at least 1")
@@ -213,7 +200,9 @@ def evaluate(config):
         raise UserError("--pretrained scores the shipped model; drop --run (or --pretrained)")
     run = Path("pretrained") if config.pretrained else \
         Path(config.run or default_run_folder(config.data))
-    test = open_split(config.data, "test")
+    check_threshold(config.threshold, "--threshold")
+    prepared = PreparedFolder(config.data)
+    test = prepared.split("test")
     if len(test) == 0:
         raise UserError(f"the test split of {config.data} is empty; prepare it with a non-empty test share")
     model, run_config = load_run_model(None if config.pretrained else run)
@@ -221,8 +210,8 @@ def evaluate(config):
     if test.size != model_size and not config.resize:
         raise UserError(f"the test images are {test.size[0]}x{test.size[1]} but {run} was trained at "
                         f"{model_size[0]}x{model_size[1]}; pass --resize to predict at the model's size")
-    ids, original_sizes, entries = _test_ids_and_sizes(config.data, len(test))
-    _check_unseen("the shipped model" if config.pretrained else run, run_config, config.data, ids, config.allow_seen)
+    ids, original_sizes, entries = _test_ids_and_sizes(prepared, len(test))
+    _check_unseen("the shipped model" if config.pretrained else run, run_config, prepared, ids, config.allow_seen)
     out = Path(config.out or Path("output") / run.name)
     # Checked before the long prediction, and again when the folder is written.
     keep_clear = dict(keep_clear=(config.data,) if config.pretrained else (config.data, run))
@@ -235,83 +224,85 @@ def evaluate(config):
     if test.size != model_size:
         probabilities = np.stack([resize_probabilities(p, test.size) for p in probabilities])
     counts, per_image = _score(truth, probabilities, config.threshold)
-    metrics = {**_metrics_record(counts, per_image), "n_images": len(ids), "threshold": config.threshold,
-               "grid": list(test.size)}
     if config.native and entries is None:
         raise UserError(f"--native needs {Path(config.data) / MANIFEST} to find the original masks")
-    metrics.update({"run": str(run), "model": run_config.model, "data": str(config.data),
-                    "settings": asdict(config), "versions": versions()})
+    progress = None
     if not config.pretrained:
         from frcunet.artifacts.runs import run_progress
 
-        metrics["run_progress"] = run_progress(run)
+        progress = run_progress(run)
 
     with atomic_folder(out, "evaluation", **keep_clear) as staging:
+        native = None
         if config.native:
-            native_counts, native_per_image = _score_native(entries, ids, probabilities, config.threshold,
-                                                            config.progress, staging / "masks")
-            metrics["native"] = _metrics_record(native_counts, native_per_image)
+            native = _summary(*_score_native(entries, ids, probabilities, config.threshold, config.progress,
+                                             staging / "masks"))
         else:
             _write_masks(staging / "masks", ids, probabilities, original_sizes, config.threshold, config.progress)
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=1, allow_nan=True))
+        metrics = EvaluationMetrics(_summary(counts, per_image), len(ids), config.threshold, test.size, native,
+                                    str(run), run_config.model, str(config.data), asdict(config), versions(),
+                                    progress)
+        write_metrics(staging, metrics)
         _write_per_image(staging / "per_image.csv", ids, per_image)
         title = f"{run.name} on {Path(config.data).name} test ({len(ids)} images)"
-        plot_roc(counts, metrics["pooled"], staging / "ROC.png", title)
-        plot_precision_recall(counts, metrics["pooled"], staging / "Precision_recall.png", title)
+        plot_roc(counts, metrics.summary.pooled, staging / "ROC.png", title)
+        plot_precision_recall(counts, metrics.summary.pooled, staging / "Precision_recall.png", title)
         _case_figure(staging / "overlays.png", ids, images, truth, probabilities, per_image, config.threshold, title)
         (staging / "results.md").write_text(_results_markdown(run, config, metrics))
-        _write_report(staging, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes)
+        _write_report(staging, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes,
+                      prepared.manifest)
     return metrics, out
 
 
-def _write_report(folder, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes):
+def _write_report(folder, run, config, metrics, ids, images, truth, probabilities, per_image, original_sizes,
+                  manifest):
     """report.html and its thumbnails and overlays (frcunet.reports.evaluate)."""
     from frcunet.core.provenance import git_commit
     from frcunet.reports.evaluate import Cases, poor_masks, write_evaluation_report
     from frcunet.reports.html import stamp
 
-    grid, name = metrics["grid"], f"{metrics['model']} ({run.name})"
-    progress = metrics.get("run_progress")
+    grid, name = metrics.grid, f"{metrics.model} ({run.name})"
+    progress = metrics.run_progress
     about = [
         ("run", f"{run.name} on {Path(config.data).name}"),
         ("run folder", "the model shipped with the package" if config.pretrained else str(run)),
-        ("model", metrics["model"]),
+        ("model", metrics.model),
         ("data", f"{config.data}: its test split, {len(ids)} images scored at {grid[0]}x{grid[1]}"),
         ("settings", f"threshold {config.threshold}{', flip TTA' if config.tta else ''}"
                      f"{', resized to the model' if config.resize else ''}"),
         ("training", None if not progress or progress["finished"] else
          f"unfinished: {progress['epochs_done']} of {progress['epochs_planned']} epochs, best epoch "
          f"{progress['best_epoch']} scored"),
-        ("written", f"{stamp()} by frcunet {metrics['versions'].get('frcunet')}, commit {git_commit() or 'unknown'}"),
+        ("written", f"{stamp()} by frcunet {metrics.versions.get('frcunet')}, commit {git_commit() or 'unknown'}"),
         ("files", "metrics.json, per_image.csv, results.md, masks/ (beside this page)"),
     ]
     header = ["", *(column for column, _, _ in RESULT_COLUMNS)]
-    rows = [[name, *results_cells(metrics)]]
-    if metrics.get("native"):
-        rows.append([name + " native", *results_cells(metrics["native"])])
+    rows = [[name, *results_cells(metrics.summary)]]
+    if metrics.native:
+        rows.append([name + " native", *results_cells(metrics.native)])
     cases = Cases(ids, images, truth, probabilities, per_image, config.threshold, original_sizes)
-    write_evaluation_report(folder, cases, about, (header, rows), poor_masks(config.data))
+    write_evaluation_report(folder, cases, about, (header, rows), poor_masks(manifest))
 
 
 def _results_markdown(run, config, metrics):
-    grid = metrics["grid"]
-    text = f"# Evaluation of {run}\n\nTest split of {config.data}: {metrics['n_images']} images scored at " \
+    grid = metrics.grid
+    text = f"# Evaluation of {run}\n\nTest split of {config.data}: {metrics.n_images} images scored at " \
            f"{grid[0]}x{grid[1]}, threshold {config.threshold}{', flip TTA' if config.tta else ''}.\n\n"
-    name = f"{metrics['model']} ({run.name})"
-    text += results_table(name, metrics) + "\n"
-    if metrics.get("native"):
+    name = f"{metrics.model} ({run.name})"
+    text += results_table(name, metrics.summary) + "\n"
+    if metrics.native:
         text += "\nAt each image's original size, against the original masks:\n\n"
-        text += results_table(name + " native", metrics["native"]) + "\n"
+        text += results_table(name + " native", metrics.native) + "\n"
     text += ("\nHD95/img leaves out images where one mask is empty; HD95 diag. counts them as the image "
              "diagonal. AP is the average precision.\n")
     return text + ("\nF1..PC and JS pool every test pixel (JS is the true Jaccard, F1/(2-F1)); the reference's "
                    "'JS' equalled accuracy and is shown as legacy JS. /img columns are per-image means.\n")
 
 
-def printed_tables(metrics):
+def printed_tables(metrics: EvaluationMetrics) -> str:
     """The results table of an evaluation's metrics (and its native-size table), as the command prints it."""
-    name = f"{metrics['model']} ({Path(metrics['run']).name})"
-    tables = [results_table(name, metrics)]
-    if metrics.get("native"):
-        tables.append(results_table(name + " native", metrics["native"]))
+    name = f"{metrics.model} ({Path(metrics.run).name})"
+    tables = [results_table(name, metrics.summary)]
+    if metrics.native:
+        tables.append(results_table(name + " native", metrics.native))
     return "\n".join(tables)

@@ -23,8 +23,16 @@ Reductions (stated, since they change the numbers):
   the released code reported a trapezoidal area under the PR curve instead.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 HISTOGRAM_BINS = 10_001  # probability p falls in bin round(p * 10_000)
 ISIC_JACCARD_FLOOR = 0.65
@@ -44,13 +52,13 @@ def _check_shapes(y_true, y_prob):
 class PooledCounts:
     """Confusion counts and probability histograms, accumulated image batch by image batch."""
 
-    def __init__(self, threshold=0.5):
+    def __init__(self, threshold: float = 0.5) -> None:
         self.threshold = threshold
         self.tp = self.fp = self.tn = self.fn = 0
         self.positive_hist = np.zeros(HISTOGRAM_BINS, np.int64)
         self.negative_hist = np.zeros(HISTOGRAM_BINS, np.int64)
 
-    def update(self, y_true, y_prob):
+    def update(self, y_true: ArrayLike, y_prob: ArrayLike) -> None:
         """Adds a batch of images (or one image) to the counts."""
         truth, y_prob = _as_binary(y_true), np.asarray(y_prob)
         _check_shapes(truth, y_prob)
@@ -66,13 +74,13 @@ class PooledCounts:
         self.positive_hist += np.bincount(bins[truth], minlength=HISTOGRAM_BINS)
         self.negative_hist += np.bincount(bins[~truth], minlength=HISTOGRAM_BINS)
 
-    def update_in_chunks(self, y_true, y_prob, images_per_chunk=64):
+    def update_in_chunks(self, y_true: np.ndarray, y_prob: np.ndarray, images_per_chunk: int = 64) -> PooledCounts:
         """Adds a stack of images a chunk at a time, so that the temporaries stay small."""
         for start in range(0, len(y_true), images_per_chunk):
             self.update(y_true[start: start + images_per_chunk], y_prob[start: start + images_per_chunk])
         return self
 
-    def curves(self):
+    def curves(self) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray]:
         """ROC (fpr, tpr) and PR (recall, precision) points, thresholds from high to low."""
         tp = np.cumsum(self.positive_hist[::-1])
         fp = np.cumsum(self.negative_hist[::-1])
@@ -85,7 +93,7 @@ class PooledCounts:
         recall = tp / positives if positives else None
         return fpr, tpr, recall, precision
 
-    def result(self):
+    def result(self) -> dict[str, float]:
         tp, fp, tn, fn = self.tp, self.fp, self.tn, self.fn
         f1 = _ratio(2 * tp, 2 * tp + fp + fn, empty=1.0)
         fpr, tpr, recall, precision = self.curves()
@@ -111,7 +119,7 @@ def _ratio(numerator, denominator, empty=float("nan")):
     return float(numerator / denominator) if denominator else empty
 
 
-def pooled_metrics(y_true, y_prob, threshold=0.5):
+def pooled_metrics(y_true: ArrayLike, y_prob: ArrayLike, threshold: float = 0.5) -> dict[str, float]:
     """F1 (= pooled Dice), SE, SP, ACC, PC, JS (the real Jaccard), ROC AUC and PR AUC over all pixels.
 
     Args:
@@ -140,7 +148,7 @@ def _boundary(mask):
     return mask & ~ndimage.binary_erosion(mask, border_value=0)
 
 
-def hd95(truth, predicted):
+def hd95(truth: ArrayLike, predicted: ArrayLike) -> float:
     """95th percentile Hausdorff distance in pixels: the larger of the two directed 95th percentiles.
 
     Boundaries are the mask pixels with a 4-neighbour outside the mask (or on
@@ -155,7 +163,7 @@ def hd95(truth, predicted):
     return float(max(np.percentile(to_truth[predicted_edge], 95), np.percentile(to_predicted[truth_edge], 95)))
 
 
-def per_image_metrics(y_true, y_prob, threshold=0.5):
+def per_image_metrics(y_true: ArrayLike, y_prob: ArrayLike, threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Dice, IoU, SE, SP, ACC and HD95 of each image.
 
     Args:
@@ -187,13 +195,13 @@ def per_image_metrics(y_true, y_prob, threshold=0.5):
         se = np.where(positives > 0, tp / positives, np.nan)
         sp = np.where(tn + fp > 0, tn / (tn + fp), np.nan)
     acc = (tp + tn) / pixels
-    distances = np.array([hd95(t, p) for t, p in zip(truth, predicted)], dtype=np.float64)
+    distances = np.array([hd95(t, p) for t, p in zip(truth, predicted, strict=True)], dtype=np.float64)
     diagonal = float(np.hypot(*truth.shape[1:3]))
     penalised = np.where(np.isnan(distances), np.where(both_empty, 0.0, diagonal), distances)
     return {"dice": dice, "iou": iou, "se": se, "sp": sp, "acc": acc, "hd95": distances, "hd95_diag": penalised}
 
 
-def thresholded_jaccard(iou, floor=ISIC_JACCARD_FLOOR):
+def thresholded_jaccard(iou: ArrayLike, floor: float = ISIC_JACCARD_FLOOR) -> float:
     """The ISIC 2018 challenge score: mean per-image IoU, where an IoU below `floor` counts as 0.
 
     Args:
@@ -210,9 +218,9 @@ def thresholded_jaccard(iou, floor=ISIC_JACCARD_FLOOR):
     return float(np.mean(np.where(iou >= floor, iou, 0.0))) if iou.size else float("nan")
 
 
-def per_image_statistics(per_image):
+def per_image_statistics(per_image: Mapping[str, ArrayLike]) -> dict[str, dict[str, float | int]]:
     """Mean, standard deviation and count of undefined values of each per-image metric."""
-    summary = {"mean": {}, "std": {}, "undefined": {}}
+    summary: dict[str, dict[str, float | int]] = {"mean": {}, "std": {}, "undefined": {}}
     for key, values in per_image.items():
         values = np.asarray(values, dtype=np.float64)
         defined = values[~np.isnan(values)]

@@ -1,5 +1,11 @@
 """Figures of an evaluation: ROC and precision-recall curves, best/median/worst overlays."""
 
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display is needed or assumed
@@ -9,6 +15,11 @@ from scipy import ndimage  # noqa: E402
 
 from frcunet.core.saving import atomic_path  # noqa: E402
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from frcunet.evaluation.metrics import PooledCounts
+
 
 def _save(figure, path):
     with atomic_path(path) as temporary:
@@ -16,7 +27,7 @@ def _save(figure, path):
     plt.close(figure)
 
 
-def plot_roc(counts, pooled, path, title):
+def plot_roc(counts: PooledCounts, pooled: Mapping[str, float], path: Path, title: str) -> None:
     fpr, tpr, _, _ = counts.curves()
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
     if fpr is not None and tpr is not None:
@@ -28,7 +39,7 @@ def plot_roc(counts, pooled, path, title):
     _save(figure, path)
 
 
-def plot_precision_recall(counts, pooled, path, title):
+def plot_precision_recall(counts: PooledCounts, pooled: Mapping[str, float], path: Path, title: str) -> None:
     _, _, recall, precision = counts.curves()
     figure, axis = plt.subplots(figsize=(4.5, 4.5))
     if recall is not None:
@@ -43,7 +54,7 @@ def _outline(mask):
     return mask & ~ndimage.binary_erosion(mask)
 
 
-def overlay(image, truth, predicted):
+def overlay(image: ArrayLike, truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """The image with the ground truth outlined in green and the prediction in magenta."""
     shown = np.array(image, dtype=np.uint8, copy=True)
     shown[ndimage.binary_dilation(_outline(truth))] = (40, 220, 60)
@@ -51,10 +62,10 @@ def overlay(image, truth, predicted):
     return shown
 
 
-def plot_cases(cases, path, title):
+def plot_cases(cases: Sequence[tuple[str, ArrayLike, np.ndarray, np.ndarray]], path: Path, title: str) -> None:
     """cases: list of (label, image, truth, predicted); one column each."""
     figure, axes = plt.subplots(1, len(cases), figsize=(3.2 * len(cases), 3.4), squeeze=False)
-    for axis, (label, image, truth, predicted) in zip(axes[0], cases):
+    for axis, (label, image, truth, predicted) in zip(axes[0], cases, strict=True):
         axis.imshow(overlay(image, truth, predicted))
         axis.set_title(label, fontsize=9)
         axis.axis("off")

@@ -299,6 +299,8 @@ def predict_files(run: Path | str | None, source: Path | str, out: Path | str, t
     from frcunet.core.locks import exclusive_lock
     from frcunet.core.saving import OwnedEntries
 
+    check_threshold(threshold, "--threshold")
+
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     files = _input_files(source)

@@ -46,6 +46,8 @@ def check_model_options(options: Mapping[str, Any], model: str | None = None) ->
         if unknown:
             flags = ", ".join("--" + key.replace("_", "-") for key in sorted(unknown))
             raise ModelOptionError(f"{flags} does not apply to {model}")
+    if "pyramid" in options and options["pyramid"] not in PYRAMID_MODES:
+        raise ModelOptionError(f"--pyramid must be one of {', '.join(PYRAMID_MODES)}, got {options['pyramid']!r}")
     for name, (fits, wanted) in _OPTION_RANGES.items():
         if name in options and not fits(options[name]):
             flag = "--" + name.replace("_", "-")

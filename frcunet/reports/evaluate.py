@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from frcunet.core.errors import UserError
 from frcunet.reports import html
 from frcunet.reports.images import Case, thumbnail_size, write_cases
+
+if TYPE_CHECKING:
+    from frcunet.data.manifest import Manifest
 
 REPORT = "report.html"
 FILES = "report"  # beside report.html: thumbs/ and overlays/
@@ -25,20 +27,17 @@ POOR_MASKS_FILE = "flagged_ids.txt"
 TAIL_LIMITS = (0.5, 0.8)
 
 
-def poor_masks(data: Path | str) -> set[str] | None:
+def poor_masks(manifest: Manifest | None) -> set[str] | None:
     """Ids of known poor ground-truth masks that a prepared folder's dataset lists, or None when it lists none.
 
     Read from `flagged_ids.txt` in the dataset folder the manifest names (`source_dir`): one id a line, blank
     lines and lines starting with '#' ignored.
     """
-    from frcunet.data.manifest import read_manifest
-
-    try:
-        source = read_manifest(data).source_dir
-        text = (Path(source) / POOR_MASKS_FILE).read_text() if source else None
-    except (OSError, UserError):
+    if manifest is None or not manifest.source_dir:
         return None
-    if text is None:
+    try:
+        text = (Path(manifest.source_dir) / POOR_MASKS_FILE).read_text()
+    except OSError:
         return None
     return {line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")}
 

@@ -9,10 +9,14 @@ result equals one device's training on the same global batch within float tolera
 (tests/test_multiworker.py). TensorFlow is imported only here, and only when the TensorFlow backend is in use.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 
@@ -32,7 +36,7 @@ class Worker:
     count: int = 1
 
 
-def this_worker(mode, backend=None):
+def this_worker(mode: str, backend: str | None = None) -> Worker:
     """This process's Worker, read from the cluster description in the environment (nothing starts).
 
     TensorFlow: TF_CONFIG (a "chief" task, if any, comes first, then the "worker" tasks in order).
@@ -81,7 +85,7 @@ def _jax_worker():
     return Worker(index, count)
 
 
-def split_cpu_for_tensorflow(replicas):
+def split_cpu_for_tensorflow(replicas: int) -> None:
     """Makes TensorFlow show `replicas` logical CPU devices (for testing without accelerators)."""
     import tensorflow as tf
 
@@ -162,7 +166,7 @@ def _jax_distribution(mode):
     return len(devices)
 
 
-def distribution_scope(mode="none", cpu_replicas=0):
+def distribution_scope(mode: str = "none", cpu_replicas: int = 0) -> tuple[AbstractContextManager[Any], int]:
     """A context to build and compile the model in, and the number of replicas.
 
     Args:
@@ -182,7 +186,7 @@ def distribution_scope(mode="none", cpu_replicas=0):
     raise UserError(f"--distribute supports the tensorflow and jax backends, not {backend}")
 
 
-def synchronize_batch_norm(model, replicas):
+def synchronize_batch_norm(model: keras.Model, replicas: int) -> None:
     """TensorFlow, several replicas: batch norm computes its statistics over the global batch, not each
     replica's share, so that a distributed step equals one device's step on the same batch."""
     if replicas > 1 and keras.backend.backend() == "tensorflow":

@@ -25,6 +25,10 @@ before the backend loads.
            them, and twice as fast). About 1 to 2 minutes on a 2-core CPU.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 from frcunet.core.errors import UserError
 
 RECIPES = {
@@ -52,7 +56,7 @@ RECIPES = {
 }
 
 
-def recipe_settings(name, model):
+def recipe_settings(name: str, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """(training settings, model options) of recipe `name` for `model`; UserError for an unknown name."""
     if name not in RECIPES:
         raise UserError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")

@@ -8,13 +8,16 @@ fits, and training stops there. Its state (time used, epochs planned) goes into
 the resume state, so an interrupted run continues the same budget.
 """
 
+from __future__ import annotations
+
 import math
 import time
+from typing import Any
 
 import keras
 
 
-def warmup_cosine(step, total_steps, warmup_steps, peak):
+def warmup_cosine(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
     """Linear warm-up from ~0 to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`.
 
     >>> [round(warmup_cosine(s, 10, 2, 1.0), 3) for s in (0, 1, 2, 6, 10)]
@@ -53,8 +56,8 @@ class BudgetedSchedule(keras.callbacks.Callback):
     STATE_FIELDS = ("elapsed_seconds", "planned_epochs", "lowest_lr", "epoch_seconds", "tracing_epochs",
                     "plan_fixed")
 
-    def __init__(self, peak_lr, epochs, steps_per_epoch, max_minutes=0.0, cosine=True, warmup_epochs=0.0,
-                 fix_plan=False):
+    def __init__(self, peak_lr: float, epochs: int, steps_per_epoch: int, max_minutes: float = 0.0,
+                 cosine: bool = True, warmup_epochs: float = 0.0, fix_plan: bool = False) -> None:
         super().__init__()
         for name, value in (("peak_lr", peak_lr), ("max_minutes", max_minutes), ("warmup_epochs", warmup_epochs)):
             # NaN passes any `< 0` test and would fail only at the end of the first epoch.
@@ -65,24 +68,24 @@ class BudgetedSchedule(keras.callbacks.Callback):
         self.cosine, self.warmup_epochs = cosine, float(warmup_epochs)
         self.elapsed_seconds = 0.0
         self.planned_epochs = float(self.epochs)
-        self.lowest_lr = None  # the lowest rate applied after the warm-up
-        self.epoch_seconds = []  # every finished epoch's seconds, by epoch
-        self.tracing_epochs = []  # the epochs that were the first of their process: they also traced
+        self.lowest_lr: float | None = None  # the lowest rate applied after the warm-up
+        self.epoch_seconds: list[float] = []  # every finished epoch's seconds, by epoch
+        self.tracing_epochs: list[int] = []  # the epochs that were the first of their process: they also traced
         self.fix_plan, self.plan_fixed = bool(fix_plan), False
 
-    def learning_rate(self, epoch, batch):
+    def learning_rate(self, epoch: int, batch: int) -> float:
         total = int(self.planned_epochs) * self.steps_per_epoch
         warmup = int(round(self.warmup_epochs * self.steps_per_epoch))
         return warmup_cosine(epoch * self.steps_per_epoch + batch, total, warmup, self.peak_lr)
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._last = time.perf_counter()
         self._first_in_process = True
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self._epoch = epoch
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.cosine:
             self.model.optimizer.learning_rate = self._applied_rate(self._epoch, batch)
 
@@ -101,7 +104,7 @@ class BudgetedSchedule(keras.callbacks.Callback):
         self.lowest_lr = rate
         return rate
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
         self.epoch_seconds.append(now - self._last)
         if self._first_in_process:

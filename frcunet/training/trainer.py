@@ -13,19 +13,25 @@ finished epoch, or writes the model.keras that a kill after the last epoch left 
 stopped before it kept an epoch takes its files out again.
 """
 
+from __future__ import annotations
+
 import contextlib
 import csv
 import importlib.util
+import json
 import logging
 import math
 import numbers
+import random
 import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import keras
+import numpy as np
 
 from frcunet.artifacts.pretrained import (
     PRETRAINED_NAME,
@@ -88,8 +94,8 @@ class TrainConfig:
 
     data: str = "data/isic2018"
     run: str = ""  # default: weights/<dataset>_<model>
-    model: str = None  # None: frcunet, or the shipped model's architecture with init_weights="pretrained"
-    model_options: dict = field(default_factory=dict)  # e.g. {"pyramid": "multiscale", "width": 0.5}
+    model: str | None = None  # None: frcunet, or the shipped model's architecture with init_weights="pretrained"
+    model_options: dict[str, Any] = field(default_factory=dict)  # e.g. {"pyramid": "multiscale", "width": 0.5}
     epochs: int = 100
     batch_size: int = 12
     lr: float = 1e-4
@@ -106,22 +112,23 @@ class TrainConfig:
     freeze_bn: bool = False  # batch norm layers keep their (e.g. pretrained) statistics and scales: not trained
     epoch_images: int = 0  # an epoch shows at least this many images: a smaller training set is repeated
     max_minutes: float = 0.0  # 0 = no budget; else stop after the last epoch that fits, cosine spans the budget
-    train_splits: tuple = ("train",)  # ("train", "val") fits a final model on both (use monitor "last")
+    train_splits: tuple[str, ...] = ("train",)  # ("train", "val") fits a final model on both (use monitor "last")
     seed: int = 0
-    size: tuple = None  # checked against the prepared arrays when given
+    size: tuple[int, int] | None = None  # checked against the prepared arrays when given
     precision: str = "float32"  # "auto": mixed_bfloat16 where the CPU has native bfloat16, else float32
     jit: bool = False
     deterministic: bool = False  # deterministic kernels: a resumed run equals an uninterrupted one
     distribute: str = "none"
     cpu_replicas: int = 0
-    init_weights: str = None  # a run's best.weights.h5, or "pretrained" for the model shipped in the package
-    backbone_weights: str = None
+    init_weights: str | None = None  # a run's best.weights.h5, or "pretrained" for the model shipped in the package
+    backbone_weights: str | None = None
     loader_workers: int = 1
     restart: bool = False
     verbose: int = 1
 
     @classmethod
-    def from_recipe(cls, recipe="paper", model=None, model_options=None, **settings):
+    def from_recipe(cls, recipe: str = "paper", model: str | None = None, model_options: dict[str, Any] | None = None,
+                    **settings: Any) -> TrainConfig:
         """The settings of a named recipe (frcunet.training.recipes) for `model`, with `settings` on top.
 
         The recipe fills every setting not given, and its model options for `model` sit under the ones
@@ -134,13 +141,13 @@ class TrainConfig:
         (3, 0.001, 0.125)
         """
         from_shipped = settings.get("init_weights") == PRETRAINED_NAME
-        architecture = model or (pretrained_record()["model"] if from_shipped else "frcunet")
+        architecture = model or (pretrained_record().model if from_shipped else "frcunet")
         recipe_train, recipe_options = recipe_settings(recipe, architecture)
         options = {**({} if from_shipped else recipe_options), **(model_options or {})}
         return cls(model=model, model_options=options, **{**recipe_train, **settings})
 
 
-def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
+def cpu_has_native_bfloat16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """True when the CPU computes bfloat16 in hardware (AVX-512 BF16 or AMX); elsewhere it is emulated."""
     try:
         flags = Path(cpuinfo).read_text()
@@ -149,7 +156,7 @@ def cpu_has_native_bfloat16(cpuinfo="/proc/cpuinfo"):
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(precision):
+def resolve_precision(precision: str) -> str:
     """The dtype policy for `precision`; "auto" picks mixed_bfloat16 only where it is fast.
 
     Measured on a 2-core AMD EPYC without AVX-512 (docs/benchmarks.md): mixed_bfloat16 trains frcunet-lite
@@ -220,32 +227,44 @@ def _check_finite(value, name, fits=lambda value: True, wanted=""):
         raise UserError(f"--{name.replace('_', '-')} must be a finite number{wanted}; got {value}")
 
 
+# Settings that take one of a fixed set of names, and that set.
+CHOICE_SETTINGS = {"precision": PRECISIONS, "monitor": MONITORS, "schedule": SCHEDULES, "optimizer": OPTIMIZERS}
+
+
 def _validate(config):
+    """Every check of a TrainConfig that needs no data: one UserError naming the flag, before anything runs."""
     _resolve_architecture(config)
     if config.model not in MODELS:
         raise UserError(f"unknown model {config.model!r}; choose one of {', '.join(MODELS)}")
     check_model_options(config.model_options, config.model)
     if config.loss not in LOSSES:
         raise UserError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
-    if config.precision not in PRECISIONS:
-        raise UserError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    if config.monitor not in MONITORS:
-        raise UserError(f"--monitor must be one of {', '.join(MONITORS)}")
-    if config.seed < 0:
-        raise UserError(f"--seed must be 0 or more, got {config.seed}")
-    if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
-        raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
+    for name, choices in CHOICE_SETTINGS.items():
+        if getattr(config, name) not in choices:
+            raise UserError(f"--{name} must be one of {', '.join(choices)}")
     try:
         config.augment = check_augmentation(config.augment)
     except ValueError as exc:
         raise UserError(f"--augment: {exc}") from None
-    if config.schedule not in SCHEDULES:
-        raise UserError(f"--schedule must be one of {', '.join(SCHEDULES)}")
-    if config.optimizer not in OPTIMIZERS:
-        raise UserError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+    _check_counts(config)
     _check_float_settings(config)
+    _check_combinations(config)
+
+
+def _check_counts(config):
+    if config.seed < 0:
+        raise UserError(f"--seed must be 0 or more, got {config.seed}")
+    if config.epochs < 1 or config.batch_size < 1 or not config.lr > 0:
+        raise UserError("--epochs and --batch-size must be at least 1 and --lr positive")
     if config.bn_recalibration < 0 or config.epoch_images < 0:
         raise UserError("--bn-recalibration and --epoch-images must not be negative")
+    config.train_splits = tuple(config.train_splits)
+    if not config.train_splits or set(config.train_splits) - {"train", "val"}:
+        raise UserError("--train-splits takes train and/or val (the test split is never trained on)")
+
+
+def _check_combinations(config):
+    """Settings that are each valid but do not go together."""
     if config.freeze_bn and not (config.init_weights or config.backbone_weights):
         raise UserError("--freeze-bn keeps batch norm as the weights start, and untrained it normalises nothing: "
                         "add --init-weights pretrained (or a run's best.weights.h5), or --freeze-bn off")
@@ -254,9 +273,6 @@ def _validate(config):
                         "them; choose one (--bn-recalibration 0 with --freeze-bn on)")
     if config.weight_decay and config.optimizer != "adamw":
         raise UserError("--weight-decay needs --optimizer adamw (Adam's L2 decay is not decoupled)")
-    config.train_splits = tuple(config.train_splits)
-    if not config.train_splits or set(config.train_splits) - {"train", "val"}:
-        raise UserError("--train-splits takes train and/or val (the test split is never trained on)")
     if config.distribute == "multiworker" and config.max_minutes:
         raise UserError("--max-minutes plans the epochs from each worker's own clock, so workers could plan "
                         "different counts and wait on each other for ever; give --epochs instead")
@@ -279,7 +295,7 @@ def _load_init_weights(model, path, config, size):
     """--init-weights: earlier weights of the same architecture and input size (PH2 fine-tuning)."""
     path = Path(path)
     if path.is_dir():
-        raise UserError(f"--init-weights {path} is a folder; give a run's weights file ({path / 'best.weights.h5'} "
+        raise UserError(f"--init-weights {path} is a folder; give a run's weights file ({path / BEST_WEIGHTS} "
                         "if it is a run folder), or 'pretrained' for the model shipped in the package")
     if not path.is_file():
         raise UserError(f"--init-weights {path} not found; give a run's best.weights.h5, or 'pretrained' for the "
@@ -323,7 +339,7 @@ def _inherited_seen_ids(init_weights):
     if not init_weights:
         return []
     if init_weights == PRETRAINED_NAME:
-        seen = pretrained_record().get("seen_ids") or {}
+        seen = pretrained_record().seen_ids
     else:
         earlier = read_run_record(Path(init_weights).parent) if Path(init_weights).is_file() else None
         seen = (earlier.seen_ids or {}) if earlier else {}
@@ -356,7 +372,10 @@ def _check_resumable(run, record):
     defaults = {key: item.default for key, item in TrainConfig.__dataclass_fields__.items()}
     # A recorded value that is not a setting (precision_used) cannot be inferred for an older run: not compared.
     comparable = [key for key in RUN_DEFINING_SETTINGS if earlier.has_setting(key) or key in defaults]
-    differing = [key for key in comparable if earlier.setting(key, defaults.get(key)) != record.get(key)]
+    # Compared as JSON holds them: a default tuple equals the list an older config.json recorded.
+    as_json = lambda value: json.loads(json.dumps(value))  # noqa: E731
+    differing = [key for key in comparable
+                 if as_json(earlier.setting(key, defaults.get(key))) != as_json(record.get(key))]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
                         "or --restart to replace it")
@@ -416,8 +435,8 @@ def _callbacks(config, run, resume_state, steps_per_epoch, prepared):
         logs.append(keras.callbacks.TensorBoard(str(run / LOGS_DIR), write_graph=False))
     # The resume state comes last, so that it describes exactly what is on disk: the history row is
     # written before it, and the best checkpoint is published after it (see ResumableState).
-    resumable = ResumableState(run / RESUME_DIR, stateful, resume_state["callbacks"] if resume_state else None,
-                               nan_guard, resume_state.get("seed_states") if resume_state else None, best)
+    resumable = ResumableState(run / RESUME_DIR, stateful, resume_state.callbacks if resume_state else None,
+                               nan_guard, resume_state.seed_states if resume_state else None, best)
     return [*swap, *_recalibration(config, prepared), nan_guard, *stateful.values(), *logs, resumable], best, nan_guard
 
 
@@ -451,7 +470,7 @@ def _start_fresh(run):
             old.unlink()
 
 
-def train(config):
+def train(config: TrainConfig) -> tuple[Path, keras.callbacks.History | None]:
     """Trains as `config` says; returns (run folder, keras History or None if nothing was left to do).
 
     One process at a time trains a run folder (an OS lock beside it). Nothing in the folder changes until
@@ -485,21 +504,26 @@ def train(config):
 
 @contextlib.contextmanager
 def _restored_keras_globals():
-    """Training sets Keras' global dtype policy and distribution; the caller gets its own back, even on
-    failure, so that a second call in one process (a notebook, `compare`) starts from the same state."""
+    """Training sets Keras' global dtype policy and distribution, and seeds Python's and numpy's global
+    generators (keras.utils.set_random_seed); the caller gets its own back, even on failure, so that a second
+    call in one process (a notebook, `compare`) starts from the same state and a host program's random draws
+    do not change because it trained a model."""
     policy, distribution = keras.config.dtype_policy(), keras.distribution.distribution()
+    python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
         yield
     finally:
         keras.config.set_dtype_policy(policy)
         keras.distribution.set_distribution(distribution)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def _train_locked(config, run, size, worker, prepared):
     record = _run_config(config, size, prepared)
     resume_state = None if config.restart else _check_resumable(run, record)
-    epochs_done = resume_state["epochs_done"] if resume_state else 0
-    if epochs_done >= config.epochs or (resume_state or {}).get("stopped_early"):
+    epochs_done = resume_state.epochs_done if resume_state else 0
+    if epochs_done >= config.epochs or (resume_state is not None and resume_state.stopped_early):
         _finish_finished_run(config, size, run, resume_state)
         log.info(f"{run} already holds a finished run of {epochs_done} epochs; nothing to train (--restart to redo)")
         return run, None
@@ -524,7 +548,7 @@ def _train_locked(config, run, size, worker, prepared):
 
 def _fit(model, config, run, resume_state, replicas, worker, prepared):
     """model.fit from the resumed epoch (or the first) to config.epochs; a UserError if the loss diverged."""
-    epochs_done = resume_state["epochs_done"] if resume_state else 0
+    epochs_done = resume_state.epochs_done if resume_state else 0
     on_jax = keras.backend.backend() == "jax"
     # TensorFlow shards the input among workers itself; on JAX each process feeds its part of every batch.
     part = (worker.index, worker.count) if on_jax else (0, 1)
@@ -645,8 +669,8 @@ def _restore_interrupted(model, config, run, resume_state):
 
     The optimizer is already built (_compiled_model), so its variables load with the weights.
     """
-    epochs_done = resume_state["epochs_done"]
-    model.load_weights(run / RESUME_DIR / resume_state["weights"])
+    epochs_done = resume_state.epochs_done
+    model.load_weights(run / RESUME_DIR / resume_state.weights)
     if config.ema:
         _swap_ema(model.optimizer)  # the resume file holds the average in the model, see _callbacks
     _trim_history(run / HISTORY_FILE, epochs_done)
@@ -671,7 +695,8 @@ def _fit_input(config, train_data):
 
 def _swap_ema(optimizer):
     """Exchanges the model's weights with their moving averages (what SwapEMAWeights does at epoch start)."""
-    for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
+    for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average,
+                                 strict=True):
         current = keras.ops.convert_to_numpy(variable)
         variable.assign(average)
         average.assign(current)
@@ -692,7 +717,7 @@ def _finish_finished_run(config, size, run, resume_state):
     written, stale temporaries removed."""
     _remove_stale_temporaries(run)
     publish_staged_best(run / RESUME_DIR, resume_state, run / BEST_WEIGHTS)
-    exported = resume_state.get("model_exported", True) and (run / MODEL_FILE).is_file()  # older runs: no flag
+    exported = resume_state.model_exported is not False and (run / MODEL_FILE).is_file()  # None: older runs
     if not exported and (run / BEST_WEIGHTS).is_file():
-        log.info(f"writing {run / 'model.keras'}, which the interrupted run did not finish")
+        log.info(f"writing {run / MODEL_FILE}, which the interrupted run did not finish")
         _export_best_model(config, size, run)
