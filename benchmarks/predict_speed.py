@@ -41,6 +41,7 @@ def make_photos(folder, count):
 def old_keras_path(photos, out, batch_size=8):
     """The sequential loop predict ran before the ONNX path, with the shipped Keras model."""
     from frcunet.artifacts.runs import load_run_model
+    from frcunet.core.names import MASK_SUFFIX
     from frcunet.data.imaging import read_image
     from frcunet.inference.prediction import predict_batches, resize_probabilities, save_mask_png
 
@@ -50,7 +51,7 @@ def old_keras_path(photos, out, batch_size=8):
         decoded = [read_image(path, record.size)[:2] for path in photos[start: start + batch_size]]
         maps = predict_batches(model, np.stack([image for image, _ in decoded]), batch_size, progress=False)
         for probability, (_, original), path in zip(maps, decoded, photos[start: start + batch_size], strict=True):
-            save_mask_png(resize_probabilities(probability, original) > 0.5, out / f"{path.stem}_segmentation.png")
+            save_mask_png(resize_probabilities(probability, original) > 0.5, out / f"{path.stem}{MASK_SUFFIX}")
 
 
 def new_path(photos, out):
@@ -63,6 +64,7 @@ def new_path(photos, out):
 
 def floor(photos, out, size=(128, 128)):
     """Decode at draft scale, resize a probability map to the photo and write it: both cores, no network."""
+    from frcunet.core.names import MASK_SUFFIX
     from frcunet.data.imaging import read_image
     from frcunet.inference.prediction import resize_probabilities, save_mask_png
 
@@ -71,7 +73,7 @@ def floor(photos, out, size=(128, 128)):
 
     def one(path):
         _, original = read_image(path, size)[:2]
-        save_mask_png(resize_probabilities(constant, original) > 0.5, out / f"{path.stem}_segmentation.png")
+        save_mask_png(resize_probabilities(constant, original) > 0.5, out / f"{path.stem}{MASK_SUFFIX}")
 
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         list(pool.map(one, photos))

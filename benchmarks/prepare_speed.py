@@ -15,7 +15,6 @@ arrays allocated up front and filled), the naive way above, and frcunet prepare.
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -150,8 +149,10 @@ def memory(args, scratch):
     released_own, _ = peak_memory_mib("released", scratch / "official", None, args.workers)
     naive_own, _ = peak_memory_mib("naive", scratch / "official", None, args.workers)
     ours_own, ours_child = peak_memory_mib("ours", scratch / "official", scratch / "official_out", args.workers)
-    manifest = json.loads((scratch / "official_out" / "manifest.json").read_text())
-    print(f"\npeak memory preparing {sum(manifest['counts'].values())} pairs at 256x256 (resident set)")
+    from frcunet.data.manifest import read_manifest
+
+    manifest = read_manifest(scratch / "official_out")
+    print(f"\npeak memory preparing {sum(manifest.counts.values())} pairs at 256x256 (resident set)")
     print("| approach | main process MiB | largest worker MiB | ratio to the release |\n| --- | --- | --- | --- |")
     print(f"| the release (float64 arrays allocated up front) | {released_own:.0f} | - | 1.00 |")
     print(f"| naive (float64 lists, stacked at the end) | {naive_own:.0f} | - | {naive_own / released_own:.2f} |")

@@ -29,21 +29,22 @@ sys.path.insert(0, str(ROOT / "tests"))  # the Chromium driver the browser tests
 
 def scored_split(data):
     """The shipped model's scored Cases of the test split of `data`."""
+    from frcunet.data.manifest import read_manifest
     from frcunet.data.pipeline import open_split
     from frcunet.evaluation.metrics import per_image_metrics
     from frcunet.inference.prediction import predict_batches, resize_images, shipped_onnx
     from frcunet.reports.evaluate import Cases
 
     test = open_split(data, "test")
-    entries = json.loads((Path(data) / "manifest.json").read_text())["splits"]["test"]
+    entries = read_manifest(data).splits["test"]
     model = shipped_onnx()
     images = np.asarray(test.images)
     probabilities = predict_batches(model, resize_images(images, model.size), 16, progress=False)
     if probabilities.shape[1:] != images.shape[1:3]:
         raise SystemExit("prepare the data at the shipped model's 128x128")
     truth = np.asarray(test.masks).astype(bool)
-    return Cases([e["id"] for e in entries], images, truth, probabilities, per_image_metrics(truth, probabilities, 0.5),
-                 0.5, [tuple(e["original_size"]) for e in entries])
+    return Cases([e.id for e in entries], images, truth, probabilities, per_image_metrics(truth, probabilities, 0.5),
+                 0.5, [e.original_size for e in entries])
 
 
 def write_once(folder, cases, poor):
