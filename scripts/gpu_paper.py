@@ -6,7 +6,7 @@
 scripts/gpu_paper.sh installs the carried wheels first and then runs this. Steps, each skipped when its
 result is already there (a warm machine keeps data/, weights/ and output/, so a second call continues):
 1. prepare ISIC 2018 from the carried JPEG/PNG folder at 256x256, seeded 70/10/20 split;
-2. measure the input cost: images/s of a training step on in-memory random batches, before any training;
+2. only with --step-speed-models: images/s of a training step on in-memory random batches (one more compile);
 3. train each model with the paper's recipe for --minutes of wall clock (mixed precision and XLA by default)
    and evaluate it on the test split;
 4. write results.md (the table beside the paper's rows), metrics.json and each model's history.csv to --out.
@@ -132,8 +132,9 @@ def main():
     parser.add_argument("--models", nargs="+", default=["frcunet"])
     parser.add_argument("--minutes", type=float, nargs="+", default=[6.0],
                         help="wall-clock training budget per model, in the order of --models (the last repeats)")
-    parser.add_argument("--step-speed-models", nargs="*", default=["frcunet"],
-                        help="models whose in-memory step speed is measured (each costs one more compilation)")
+    parser.add_argument("--step-speed-models", nargs="*", default=[],
+                        help="models whose in-memory step speed is also measured (each costs one more compilation, "
+                        "which took about 3 of the first GPU attempt's 15 minutes: off unless asked)")
     parser.add_argument("--batch", type=int, default=12)
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--no-jit", dest="jit", action="store_false")
