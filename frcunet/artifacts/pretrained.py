@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from frcunet.core.errors import UserError
+from frcunet.core.saving import read_json
 
 if TYPE_CHECKING:
     import keras
@@ -69,11 +70,7 @@ def pretrained_record(folder: Path | str = PRETRAINED_DIR) -> ShippedRecord:
     if not path.is_file() or not (Path(folder) / WEIGHTS_FILE).is_file():
         raise UserError(f"no trained model is shipped in {folder}; reinstall frcunet, or pass --run with a run "
                         "folder you trained")
-    try:
-        values = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path} ({exc.__class__.__name__}); reinstall frcunet") from None
-    return ShippedRecord.from_dict(values, path)
+    return ShippedRecord.from_dict(read_json(path, "reinstall frcunet"), path)
 
 
 def _stored_weights(folder):

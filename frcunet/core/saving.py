@@ -21,13 +21,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)  # shown by the command line; silent in a host program unless it asks
 
 
-def read_json(path: Path | str, remedy: str) -> dict[str, Any]:
-    """A JSON object from `path`; a truncated or hand-broken file is a UserError that ends with `remedy`."""
+def read_json(path: Path | str, remedy: str, missing: str | None = None) -> dict[str, Any]:
+    """A JSON object from `path`; a truncated, hand-broken or unreadable file is a UserError that ends with
+    `remedy`. With `missing`, a missing file is a UserError that ends with it (else FileNotFoundError)."""
     path = Path(path)
     try:
         value = json.loads(path.read_text())
+    except FileNotFoundError:
+        if missing is None:
+            raise
+        raise UserError(f"{path} is missing; {missing}") from None
     except (ValueError, UnicodeDecodeError):
         value = None
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror or exc.__class__.__name__}); {remedy}") from None
     if not isinstance(value, dict):
         raise UserError(f"{path} is damaged (not a JSON object); {remedy}")
     return value

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from frcunet.core.errors import UserError
 from frcunet.core.names import SPLITS
+from frcunet.core.saving import read_json
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -89,14 +90,7 @@ def read_manifest(path: Path | str) -> Manifest:
     """The Manifest of a prepared folder (or of a manifest.json file); UserError when missing or malformed."""
     path = Path(path)
     path = manifest_path(path) if path.is_dir() else path
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing; prepare the folder with `frcunet prepare`") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path} ({exc.__class__.__name__}); prepare the folder again") from None
-    if not isinstance(values, dict):
-        raise UserError(f"{path} is not a manifest.json that `frcunet prepare` wrote; prepare the folder again")
+    values = read_json(path, "prepare the folder again", missing="prepare the folder with `frcunet prepare`")
     return Manifest.from_dict(values, path)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from frcunet.core.errors import UserError
+from frcunet.core.saving import read_json
 
 METRICS_FILE = "metrics.json"
 
@@ -92,10 +93,4 @@ def write_metrics(folder: Path | str, metrics: EvaluationMetrics) -> None:
 def read_metrics(folder: Path | str) -> EvaluationMetrics:
     """The EvaluationMetrics of an evaluation's output folder; UserError when missing or malformed."""
     path = Path(folder) / METRICS_FILE
-    try:
-        values = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path} is missing; run frcunet evaluate first") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read {path} ({exc.__class__.__name__}); evaluate again") from None
-    return EvaluationMetrics.from_dict(values, path)
+    return EvaluationMetrics.from_dict(read_json(path, "evaluate again", missing="run frcunet evaluate first"), path)

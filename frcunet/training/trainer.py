@@ -360,6 +360,11 @@ def _run_config(config, size, prepared):
     return record
 
 
+def _as_json(value):
+    """`value` as JSON holds it, for comparing with a recorded setting (a tuple default equals a recorded list)."""
+    return json.loads(json.dumps(value))
+
+
 def _check_resumable(run, record):
     """An existing run folder must hold the same run; returns the resume state or None."""
     try:
@@ -372,10 +377,8 @@ def _check_resumable(run, record):
     defaults = {key: item.default for key, item in TrainConfig.__dataclass_fields__.items()}
     # A recorded value that is not a setting (precision_used) cannot be inferred for an older run: not compared.
     comparable = [key for key in RUN_DEFINING_SETTINGS if earlier.has_setting(key) or key in defaults]
-    # Compared as JSON holds them: a default tuple equals the list an older config.json recorded.
-    as_json = lambda value: json.loads(json.dumps(value))  # noqa: E731
     differing = [key for key in comparable
-                 if as_json(earlier.setting(key, defaults.get(key))) != as_json(record.get(key))]
+                 if _as_json(earlier.setting(key, defaults.get(key))) != _as_json(record.get(key))]
     if differing:
         raise UserError(f"{run} holds a run with other settings ({', '.join(differing)}); use another --run, "
                         "or --restart to replace it")
